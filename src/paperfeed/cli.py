@@ -1,0 +1,41 @@
+"""The `paperfeed` command: every operation of the product, scriptable from cron."""
+
+from __future__ import annotations
+
+import typer
+
+from paperfeed import db
+from paperfeed.config import Settings, get_settings
+
+app = typer.Typer(help="paperfeed: a self-hostable research-paper hub.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the version this code needs (idempotent)."""
+    settings = _settings()
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    typer.echo(f"database at {sorted(db.current_heads(engine)[0])}")
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Exit 1 with the fix if the database is not migrated."""
+    engine = db.make_engine(_settings().database_url)
+    try:
+        db.check_migrated(engine)
+    except db.NotMigratedError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("database is up to date")
+
+
+def main() -> None:
+    app()

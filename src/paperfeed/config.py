@@ -1,0 +1,53 @@
+"""Settings from PAPERFEED_* environment variables; the only reader of the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Typed configuration. Built once at the edge (CLI, app factory) and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="PAPERFEED_", env_file=None, extra="ignore")
+
+    # Storage
+    database_url: str = "sqlite:///paperfeed.db"
+    data_dir: Path = Path("paperfeed-data")  # search indexes, mail outbox, caches
+
+    # Web
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = "dev-insecure-change-me"  # signs tokens and cookies; set it in production
+    site_name: str = "paperfeed"
+    cookie_secure: bool = False  # True behind HTTPS
+
+    # Sources (network access happens only to these)
+    arxiv_api_url: str = "https://export.arxiv.org/api/query"
+    arxiv_oai_url: str = "https://oaipmh.arxiv.org/oai"
+    hf_daily_url: str = "https://huggingface.co/api/daily_papers"
+    arxiv_delay_s: float = 3.0  # arXiv API terms: at most one request every 3 seconds
+    http_timeout_s: float = 30.0
+    http_max_retries: int = 4
+
+    # Mail
+    mail_backend: str = "outbox"  # "outbox" (local Maildir) | "smtp"
+    mail_from: str = "paperfeed <noreply@localhost>"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_tls: str = "none"  # "none" | "starttls" | "tls"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit overrides (tests, CLI flags)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,105 @@
+"""Engine for sqlite:// or postgresql://, transactions, and the migration check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import StaticPool
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class NotMigratedError(RuntimeError):
+    """The database schema is older than this code (or empty)."""
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+    kwargs: dict[str, Any] = {"future": True}
+    if url.startswith("sqlite"):
+        memory = url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if memory:
+            kwargs["poolclass"] = StaticPool  # one shared in-memory database
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy/our code control transactions (BEGIN IMMEDIATE for writes).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")  # durable across app crashes in WAL
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            # Writers take the lock up front (IMMEDIATE) so concurrent writers queue on
+            # busy_timeout instead of failing on a lock upgrade; readers stay deferred (WAL).
+            write = conn.get_execution_options().get("write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    kwargs["pool_pre_ping"] = True
+    kwargs["pool_size"] = 10
+    kwargs["max_overflow"] = 20
+    return create_engine(url, **kwargs)
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply all migrations (idempotent)."""
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "heads")
+
+
+def current_heads(engine: Engine) -> tuple[set[str], set[str]]:
+    """(revisions applied to the database, revisions this code expects)."""
+    script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
+    with engine.connect() as conn:
+        applied = set(MigrationContext.configure(conn).get_current_heads())
+    return applied, set(script.get_heads())
+
+
+def check_migrated(engine: Engine) -> None:
+    """Refuse to run on an unmigrated or outdated database, with the command that fixes it."""
+    applied, expected = current_heads(engine)
+    if applied != expected:
+        state = "empty" if not applied else f"at {sorted(applied)}"
+        raise NotMigratedError(
+            f"The database {engine.url.render_as_string(hide_password=True)} is {state}, "
+            f"but this paperfeed needs {sorted(expected)}. Run `paperfeed db upgrade` first."
+        )
+
+
+@contextmanager
+def transaction(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
+    """One unit of work: commit on success, roll back on any exception."""
+    with engine.connect() as conn:
+        conn.execution_options(write=write)
+        with conn.begin():
+            yield conn
+
+
+def read(engine: Engine) -> Any:
+    """A read-only unit of work (a deferred transaction: never blocks on SQLite writers)."""
+    return transaction(engine, write=False)
