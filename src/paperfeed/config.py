@@ -18,7 +18,7 @@ class Settings(BaseSettings):
 
     # Web
     base_url: str = "http://127.0.0.1:8000"
-    secret_key: str = "dev-insecure-change-me"  # signs tokens and cookies; set it in production
+    secret_key: str = "dev-insecure-change-me"  # noqa: S105 - signs tokens and cookies; set it in production
     site_name: str = "paperfeed"
     cookie_secure: bool = False  # True behind HTTPS
 
