@@ -343,3 +343,25 @@ def neighbours(conn: Connection, period: Period) -> tuple[Period | None, Period 
         Period.containing(period.kind, before) if before else None,
         Period.containing(period.kind, after) if after else None,
     )
+
+
+def bibtex(paper: Any) -> str:
+    """A BibTeX @misc entry in arXiv's own style (eprint, archivePrefix, primaryClass)."""
+    first = (paper.authors[0].split()[-1] if paper.authors else "anon").lower()
+    first = "".join(c for c in name_key(first) if c.isalnum()) or "anon"
+    year = paper.published.year if paper.published else ""
+    word = next((w.lower() for w in paper.title.split() if len(w) > 3 and w.isalpha()), "paper")
+    fields_ = {
+        "title": paper.title,
+        "author": " and ".join(paper.authors),
+        "year": str(year),
+        "eprint": paper.arxiv_id,
+        "archivePrefix": "arXiv",
+        "primaryClass": paper.primary_category or "",
+        "url": f"https://arxiv.org/abs/{paper.arxiv_id}",
+        "doi": paper.doi or "",
+    }
+    body = ",\n".join(
+        f"  {k} = {{{v.replace('{', '').replace('}', '')}}}" for k, v in fields_.items() if v
+    )
+    return f"@misc{{{first}{year}{word},\n{body}\n}}"
