@@ -8,6 +8,7 @@ import secrets
 from fastapi import FastAPI, HTTPException, Request
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from paperfeed.config import Settings
 
@@ -27,7 +28,7 @@ CSP = (
 class SecurityMiddleware(BaseHTTPMiddleware):
     """Issues the CSRF cookie and adds security headers to every response."""
 
-    def __init__(self, app: FastAPI, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
         super().__init__(app)
         self.settings = settings
 
