@@ -19,7 +19,6 @@ from paperfeed.sources import (
     PaperRecord,
     Rejected,
     clean_text,
-    find_code_url,
     parse_arxiv_id,
     parse_date,
 )
@@ -122,7 +121,8 @@ def parse_entry(entry: Element) -> PaperRecord:
         comments=comments,
         journal_ref=_text(entry.find(f"{ARXIV}journal_ref")),
         doi=doi,
-        code_url=find_code_url(abstract, comments),
+        # code_url stays None: a URL found in the abstract/comments is the catalog's fallback
+        # (papers.upsert_records runs find_code_url), so it never overrides a source-given repo.
     )
 
 

@@ -14,7 +14,6 @@ from paperfeed.sources import (
     PaperRecord,
     Rejected,
     clean_text,
-    find_code_url,
     parse_arxiv_id,
     parse_date,
 )
@@ -66,10 +65,6 @@ def parse_entry(entry: dict[str, Any], *, feed_date: dt.date | None = None) -> P
     code_url = paper.get("githubRepo") or None
     if code_url:
         extra[CODE_URL_FROM] = "source"
-    else:
-        code_url = find_code_url(abstract)
-        if code_url:
-            extra[CODE_URL_FROM] = "text"
     submitter = paper.get("submittedOnDailyBy")
     return PaperRecord(
         arxiv_id=arxiv_id,

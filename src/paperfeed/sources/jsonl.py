@@ -13,7 +13,6 @@ from paperfeed.sources import (
     PaperRecord,
     Rejected,
     clean_text,
-    find_code_url,
     parse_arxiv_id,
     parse_date,
 )
@@ -42,9 +41,9 @@ FIELDS = (
 )
 # Fields kept in `papers.extra` (no column of their own).
 EXTRA_FIELDS = ("organization", "ai_keywords", "ai_summary", "feed_dates")
-# extra["code_url_from"]: "source" (the source named the repository) or "text" (we found it
-# in the abstract/comments). Export writes only source-given repositories as github_repo,
-# so ingest -> export is lossless.
+# extra["code_url_from"] = "source" when a source named the repository (HF githubRepo, our
+# github_repo). The catalog also fills code_url from URLs in the abstract; export writes only
+# source-named repositories as github_repo, so ingest -> export is lossless.
 CODE_URL_FROM = "code_url_from"
 
 
@@ -105,10 +104,6 @@ def parse_row(row: dict[str, Any], *, source: str = SOURCE) -> PaperRecord:
     code_url = _opt_str(row, "github_repo")
     if code_url:
         extra[CODE_URL_FROM] = "source"
-    else:
-        code_url = find_code_url(abstract)
-        if code_url:
-            extra[CODE_URL_FROM] = "text"
     return PaperRecord(
         arxiv_id=arxiv_id,
         title=title,
@@ -164,7 +159,7 @@ def paper_to_row(paper: Any) -> dict[str, Any]:
     and re-importing into the same instance never double-counts local votes.
     """
     extra = paper.extra or {}
-    code_url = paper.code_url if extra.get(CODE_URL_FROM) != "text" else None
+    code_url = paper.code_url if extra.get(CODE_URL_FROM) == "source" else None
     return {
         "arxiv_id": paper.arxiv_id,
         "title": paper.title,

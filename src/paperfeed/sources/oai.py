@@ -20,7 +20,6 @@ from paperfeed.sources import (
     PaperRecord,
     Rejected,
     clean_text,
-    find_code_url,
     parse_arxiv_id,
     parse_date,
 )
@@ -107,7 +106,8 @@ def parse_arxiv_metadata(meta: Element) -> PaperRecord:
         journal_ref=_text(meta, f"{ARXIV}journal-ref"),
         doi=_text(meta, f"{ARXIV}doi"),
         license=_text(meta, f"{ARXIV}license"),
-        code_url=find_code_url(abstract, comments),
+        # code_url stays None: a URL found in the abstract/comments is the catalog's fallback
+        # (papers.upsert_records runs find_code_url), so it never overrides a source-given repo.
     )
 
 

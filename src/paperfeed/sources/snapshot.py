@@ -13,7 +13,6 @@ from paperfeed.sources import (
     PaperRecord,
     Rejected,
     clean_text,
-    find_code_url,
     parse_arxiv_id,
     parse_date,
 )
@@ -46,19 +45,18 @@ def _str(value: Any) -> str | None:
 
 def _authors(row: dict[str, Any]) -> list[str]:
     parsed = row.get("authors_parsed")
-    if isinstance(parsed, list) and parsed:
-        names = []
+    names: list[str] = []
+    if isinstance(parsed, list):
         for p in parsed:
-            if not isinstance(p, list) or not p:
-                continue
-            last = p[0] if isinstance(p[0], str) else ""
-            first = p[1] if len(p) > 1 and isinstance(p[1], str) else ""
-            suffix = p[2] if len(p) > 2 and isinstance(p[2], str) else ""
-            name = clean_text(f"{first} {last} {suffix}")
+            # [last, first, suffix(, affiliation)]; hot loop: 2.7M rows x ~6 authors
+            try:
+                name = " ".join(f"{p[1]} {p[0]} {p[2]}".split())
+            except (IndexError, KeyError, TypeError):
+                name = " ".join(str(x) for x in reversed(p[:2]) if x) if isinstance(p, list) else ""
             if name:
                 names.append(name)
-        if names:
-            return names
+    if names:
+        return names
     raw = row.get("authors")
     if not isinstance(raw, str):
         return []
@@ -116,7 +114,8 @@ def parse_row(row: dict[str, Any]) -> PaperRecord:
         journal_ref=_str(row.get("journal-ref")),
         doi=_str(row.get("doi")),
         license=_str(row.get("license")),
-        code_url=find_code_url(abstract, comments),
+        # code_url stays None: a URL found in the abstract/comments is the catalog's fallback
+        # (papers.upsert_records runs find_code_url), so it never overrides a source-given repo.
     )
 
 
