@@ -65,6 +65,8 @@ class UpsertStats:
 
 def name_key(name: str) -> str:
     """Author-name key for lookups: accents folded, lowercase, single spaces."""
+    if name.isascii():  # fast path (most names): nothing to fold; ~10x cheaper on bulk ingest
+        return " ".join(name.lower().replace(".", ". ").split())
     folded = unicodedata.normalize("NFKD", name)
     folded = "".join(c for c in folded if not unicodedata.combining(c))
     return " ".join(folded.lower().replace(".", ". ").split())
@@ -150,23 +152,38 @@ def _merged_row(cur: dict[str, Any], rec: PaperRecord) -> dict[str, Any]:
     return row
 
 
-def _write_side_tables(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Replace the author and category rows of the given papers (ids must be set)."""
+def _write_side_tables(
+    conn: Connection, rows: Sequence[dict[str, Any]], *, replace: bool = True
+) -> None:
+    """Write (replace=True: replace) the author and category rows of papers (ids set)."""
     ids = [r["id"] for r in rows]
-    conn.execute(delete(authors_t).where(authors_t.c.paper_id.in_(ids)))
-    conn.execute(delete(categories_t).where(categories_t.c.paper_id.in_(ids)))
+    if replace and ids:
+        conn.execute(delete(authors_t).where(authors_t.c.paper_id.in_(ids)))
+        conn.execute(delete(categories_t).where(categories_t.c.paper_id.in_(ids)))
     author_rows = [
-        {"paper_id": r["id"], "position": i, "name": n[:300], "name_key": name_key(n)[:300]}
-        for r in rows
-        for i, n in enumerate(r["authors"])
+        (r["id"], i, n[:300], name_key(n)[:300]) for r in rows for i, n in enumerate(r["authors"])
     ]
-    cat_rows = [
-        {"paper_id": r["id"], "category": c} for r in rows for c in dict.fromkeys(r["categories"])
-    ]
-    if author_rows:
-        conn.execute(insert(authors_t), author_rows)
-    if cat_rows:
-        conn.execute(insert(categories_t), cat_rows)
+    cat_rows = [(r["id"], c) for r in rows for c in dict.fromkeys(r["categories"])]
+    _insert_many(conn, authors_t, ("paper_id", "position", "name", "name_key"), author_rows)
+    _insert_many(conn, categories_t, ("paper_id", "category"), cat_rows)
+
+
+def _insert_many(
+    conn: Connection, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """executemany straight to the driver for plain int/str rows: SQLAlchemy's per-row
+    parameter processing was ~half of bulk-ingest time (bench/ingest.py, cProfile)."""
+    if not rows:
+        return
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(conn.dialect.paramstyle)
+    if mark is None:  # a driver with named/numeric params: the portable (slower) way
+        conn.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
+        return
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))})"
+    )
+    conn.exec_driver_sql(sql, rows)
 
 
 def upsert_records(conn: Connection, records: Sequence[PaperRecord]) -> UpsertStats:
@@ -215,14 +232,16 @@ def upsert_records(conn: Connection, records: Sequence[PaperRecord]) -> UpsertSt
         conn.execute(
             update(papers_t).where(papers_t.c.id == row["id"]).values(**values, modified_at=now)
         )
-    side = inserts + [
+    changed = [
         r
         for r in updates
         if r["authors"] != originals[r["arxiv_id"]]["authors"]
         or r["categories"] != originals[r["arxiv_id"]]["categories"]
     ]
-    if side:
-        _write_side_tables(conn, side)
+    if inserts:  # brand-new papers have no side rows to delete
+        _write_side_tables(conn, inserts, replace=False)
+    if changed:
+        _write_side_tables(conn, changed)
     return stats
 
 
