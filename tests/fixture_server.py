@@ -100,9 +100,11 @@ def arxiv_recording(path: Path) -> tuple[dict[str, str], Reply]:
     arXiv sent (UTF-8), so the client sees what the real server sent."""
     rec = json.loads(path.read_text())
     params = dict(parse_qsl(urlsplit(rec["url"]).query, keep_blank_values=True))
-    keep = {
-        k: v for k, v in params.items() if k in ("search_query", "id_list", "start", "max_results")
-    }
+    # id_list lookups are identified by their ids; searches by query, start and page size.
+    names = (
+        ("id_list", "start") if params.get("id_list") else ("search_query", "start", "max_results")
+    )
+    keep = {k: params[k] for k in names}
     return keep, Reply(rec["status_code"], rec["body"].encode("latin-1"))
 
 
