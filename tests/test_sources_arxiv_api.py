@@ -161,6 +161,7 @@ def test_id_list_and_utf8_bytes(server: ReplayServer):
     with fetcher() as f:
         items = list(arxiv_api.by_ids(f, server.url + API, ["0808.05394", "1707.08567"]))
     (rec,) = records(items)  # 0808.05394 does not exist: arXiv returns only the other one
+    assert Rejected("id 0808.05394", "not found on arXiv") in items
     assert rec.arxiv_id == "1707.08567"
     assert "Dirk Wübben" in rec.authors  # decoded from the bytes arXiv sent (UTF-8)
     assert server.seen[-1].params["id_list"] == "0808.05394,1707.08567"

@@ -88,8 +88,10 @@ def run(
     summary: IngestSummary | None = None,
 ) -> IngestSummary:
     """Drain a source into the catalog. Flushes a batch when it is full at a checkpoint (so
-    the checkpoint is exact), or at MAX_BATCH_FACTOR x batch_size, and at the end. Ctrl-C and
-    source failures stop it cleanly: committed batches stay, `interrupted`/`error` say why."""
+    the checkpoint is exact), or at MAX_BATCH_FACTOR x batch_size, and at the end. A source
+    failure commits what was received, then stops (`error`); Ctrl-C stops at once, dropping
+    only the uncommitted batch (`interrupted`); either way the rerun resumes from the last
+    committed checkpoint."""
     summary = summary or IngestSummary()
     batch: list[PaperRecord] = []
     pending: Checkpoint | None = None  # latest checkpoint not yet committed
@@ -129,7 +131,10 @@ def run(
     except KeyboardInterrupt:
         summary.interrupted = True
     except SourceError as exc:
+        # Everything received before the failure is sound: commit it with the last
+        # checkpoint, so the rerun starts at the page that failed.
         summary.error = str(exc)
+        flush()
     return summary
 
 

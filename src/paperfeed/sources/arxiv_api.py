@@ -254,4 +254,8 @@ def by_ids(
             yield Rejected(where, str(exc))
             continue
         yield from page.items
+        returned = {r.arxiv_id for r in page.items if isinstance(r, PaperRecord)}
+        for wanted in part:
+            if parse_arxiv_id(wanted)[0] not in returned:
+                yield Rejected(f"id {wanted}", "not found on arXiv")
         yield Checkpoint(None, None, done=min(i + chunk, len(ids)), total=len(ids))
