@@ -19,7 +19,7 @@ from paperfeed.papers import bibtex
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 DC_NS = "http://purl.org/dc/elements/1.1/"
-ET.register_namespace("", ATOM_NS)
+ET.register_namespace("atom", ATOM_NS)
 ET.register_namespace("dc", DC_NS)
 
 FORMATS = {
@@ -130,7 +130,7 @@ def atom(info: FeedInfo, papers: Sequence[Any], base_url: str, site_name: str) -
         for cat in p.categories or []:
             _sub(entry, f"{a}category", term=cat, scheme="https://arxiv.org/archive/")
         _sub(entry, f"{a}summary", _clean(p.abstract), type="text")
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return ET.tostring(feed, encoding="utf-8", xml_declaration=True, default_namespace=ATOM_NS)
 
 
 def rss(info: FeedInfo, papers: Sequence[Any], base_url: str, site_name: str) -> bytes:

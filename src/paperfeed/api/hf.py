@@ -15,11 +15,12 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from paperfeed import listing, papers
 from paperfeed.api.common import ERRORS, cached
 from paperfeed.config import Settings
+from paperfeed.web.conditional import conditional
 from paperfeed.web.deps import ReadConn, SettingsDep
 
 router = APIRouter(prefix="/api", tags=["Hugging Face compatible"])
@@ -225,7 +226,7 @@ _WEEK = re.compile(r"^\d{4}-W\d{2}$")
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 
 
-def _period(
+def period_param(
     conn: Any, date: str | None, week: str | None, month: str | None
 ) -> papers.Period:
     given = [(k, v) for k, v in (("date", date), ("week", week), ("month", month)) if v]
@@ -248,6 +249,7 @@ def _period(
         raise HTTPException(400, f"{kind}={value!r} is invalid; e.g. {examples[kind]}") from exc
 
 
+ITEMS = TypeAdapter(list[HfDailyItem])
 SORT_MAP = {None: "upvotes", "publishedAt": "published", "trending": "trending"}
 
 
@@ -273,15 +275,16 @@ def daily_papers(
     limit: Annotated[int, Query(ge=1, le=HF_MAX_LIMIT)] = HF_DEFAULT_LIMIT,
 ) -> Any:
     """Papers featured on a day, ISO week or month (default: the latest featured day)."""
-    period = _period(conn, date, week, month)
+    period = period_param(conn, date, week, month)
 
-    def build() -> Any:
+    def build() -> bytes:
         rows = listing.period_offset(
             conn, period, sort=SORT_MAP[sort], limit=limit, offset=p * limit
         )
-        return [i.model_dump(by_alias=True, exclude_none=True) for i in hf_items(conn, rows)]
+        return ITEMS.dump_json(hf_items(conn, rows), by_alias=True, exclude_none=True)
 
-    return cached(request, conn, settings, build)
+    body = cached(request, conn, settings, build)
+    return conditional(request, body, "application/json", max_age=int(settings.trending_cache_s))
 
 
 @router.get(
