@@ -92,8 +92,8 @@ def _clean(text: str | None) -> str:
 
 def atom(info: FeedInfo, papers: Sequence[Any], base_url: str, site_name: str) -> bytes:
     """An Atom 1.0 feed document (RFC 4287)."""
-    a = f"{{{ATOM_NS}}}"
-    feed = ET.Element(f"{a}feed")
+    a = ""  # unqualified names under a literal default xmlns (ElementTree cannot mix otherwise)
+    feed = ET.Element("feed", {"xmlns": ATOM_NS})
     _sub(feed, f"{a}id", info.self_url)
     _sub(feed, f"{a}title", _clean(info.title))
     _sub(feed, f"{a}subtitle", _clean(info.description))
@@ -130,7 +130,7 @@ def atom(info: FeedInfo, papers: Sequence[Any], base_url: str, site_name: str) -
         for cat in p.categories or []:
             _sub(entry, f"{a}category", term=cat, scheme="https://arxiv.org/archive/")
         _sub(entry, f"{a}summary", _clean(p.abstract), type="text")
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True, default_namespace=ATOM_NS)
+    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
 
 
 def rss(info: FeedInfo, papers: Sequence[Any], base_url: str, site_name: str) -> bytes:
@@ -151,8 +151,8 @@ def rss(info: FeedInfo, papers: Sequence[Any], base_url: str, site_name: str) ->
         _sub(item, "title", _clean(p.title))
         _sub(item, "link", url)
         _sub(item, "description", _clean(p.abstract))
-        for name in p.authors or []:
-            _sub(item, f"{{{DC_NS}}}creator", _clean(name))
+        if p.authors:  # one dc:creator, as arXiv's own RSS does (readers show only one)
+            _sub(item, f"{{{DC_NS}}}creator", _clean(", ".join(p.authors)))
         for cat in p.categories or []:
             _sub(item, "category", cat, domain="https://arxiv.org/archive/")
         _sub(item, "guid", url, isPermaLink="true")
