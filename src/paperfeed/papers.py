@@ -315,13 +315,19 @@ def latest_featured_date(conn: Connection) -> dt.date | None:
     ).scalar()
 
 
+# What a card shows: everything but the long texts, so listings stay light at any catalog size.
+CARD_COLUMNS = tuple(
+    c for c in papers_t.c if c.name not in ("abstract", "comments", "versions", "extra")
+)
+
+
 def featured_in(
     conn: Connection, period: Period, *, limit: int = 100, offset: int = 0
 ) -> list[Row[Any]]:
     """Papers featured in the period, most upvoted first (ties: newest submission first)."""
     return list(
         conn.execute(
-            select(papers_t)
+            select(*CARD_COLUMNS)
             .where(_visible_featured(), papers_t.c.featured_date.between(period.start, period.end))
             .order_by(papers_t.c.upvotes.desc(), papers_t.c.id.desc())
             .limit(limit)
