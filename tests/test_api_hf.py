@@ -212,3 +212,17 @@ def test_daily_papers_conditional_get(client, engine, shared_data):
     etag = r.headers["etag"]
     again = client.get("/api/daily_papers", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b""
+
+
+def test_search_returns_daily_items_and_feeds_follow_it(client, engine, shared_data):
+    recorded = ingest(engine, shared_data, CURRENT)
+    schema = infer(recorded)
+    r = client.get("/api/papers/search", params={"q": "EnvHarness"})
+    assert r.status_code == 200
+    ids = [i["paper"]["id"] for i in r.json()]
+    assert ids and ids[0] == "2608.19880"
+    for item in r.json():
+        conform(item, schema)
+    feed = client.get("/papers/feed.atom", params={"q": "EnvHarness"})
+    assert feed.status_code == 200 and b"2608.19880" in feed.content
+    assert client.get("/api/papers/search").status_code == 422  # q is required

@@ -8,8 +8,8 @@ from typing import Any, Generic, TypeVar
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 from sqlalchemy import Connection
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import Response
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paperfeed import listing
 from paperfeed.config import Settings
@@ -45,16 +45,30 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None
 
 
-class ReadCors(BaseHTTPMiddleware):
+class ReadCors:
     """`Access-Control-Allow-Origin: *` on GET/HEAD under /api/ (reads are public; writes,
-    which need a token, stay same-origin)."""
+    which need a token, stay same-origin). Pure ASGI, like the security middleware."""
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await call_next(request)
-        if request.url.path.startswith("/api/") and request.method in READ_METHODS:
-            response.headers["Access-Control-Allow-Origin"] = "*"
-            response.headers["Access-Control-Expose-Headers"] = "ETag"
-        return response
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in READ_METHODS
+            or not scope["path"].startswith("/api/")
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["access-control-allow-origin"] = "*"
+                headers["access-control-expose-headers"] = "ETag"
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
 
 
 def install(app: FastAPI, settings: Settings) -> None:

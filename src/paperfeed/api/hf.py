@@ -306,9 +306,12 @@ def search_papers(
 
 
 def search_rows(conn: Any, settings: Settings, q: str, limit: int) -> list[Any]:
-    """The catalog's search, as paper rows (delegates to paperfeed.search)."""
-    from paperfeed.search import search
-
+    """The catalog's search, as paper rows: paperfeed.search when this build has it."""
+    try:
+        from paperfeed.search import search  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        # TODO(merge): the search module lands separately; until then, title words only.
+        return listing.title_search(conn, q, limit=limit)
     page = search(conn, settings, q, limit=limit)
     return listing.by_arxiv_ids(conn, [h.arxiv_id for h in page.hits])
 

@@ -207,7 +207,7 @@ def period_feed(
         period = papers.Period.parse(kind, slug)
     except ValueError as exc:
         raise HTTPException(404, f"No listing /papers/{kind}/{slug}") from exc
-    rows = papers.featured_in(conn, period, limit=FEED_LIMIT)
+    rows, _ = listing.paper_listing(conn, period=period, sort="upvotes", limit=FEED_LIMIT)
     names = {"date": "Daily papers", "week": "Papers of week", "month": "Papers of"}
     return export(
         request,
