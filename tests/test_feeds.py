@@ -59,7 +59,9 @@ def catalog(engine):
         conn.execute(
             insert(Collection).values(user_id=uid, name="Secret", slug="secret", is_public=False)
         )
-        pids = dict(conn.execute(Paper.__table__.select().with_only_columns(Paper.arxiv_id, Paper.id)).all())
+        pids = dict(
+            conn.execute(Paper.__table__.select().with_only_columns(Paper.arxiv_id, Paper.id)).all()
+        )
         conn.execute(
             insert(CollectionItem), [{"collection_id": pub, "paper_id": pids["2405.00002"]}]
         )
@@ -106,8 +108,11 @@ def check_rss(body: bytes):
         assert item.find("title") is not None or item.find("description") is not None
         assert email.utils.parsedate_to_datetime(item.find("pubDate").text)
         assert item.find("guid").get("isPermaLink") == "true"
-        assert all(el.tag in ("title", "link", "description", "category", "guid", "pubDate", "enclosure")
-                   or el.tag.startswith(DC) for el in item)
+        assert all(
+            el.tag in ("title", "link", "description", "category", "guid", "pubDate", "enclosure")
+            or el.tag.startswith(DC)
+            for el in item
+        )
     return root
 
 

@@ -113,7 +113,9 @@ def test_upsert_keeps_hotness_in_step_and_refresh_follows_votes(engine):
     with db.transaction(engine) as conn:
         papers.upsert_records(conn, [_rec("2405.00001", upvotes=9)])
         first = _hotness(conn, "2405.00001")
-        assert first == pytest.approx(1.0 + (dt.datetime(2024, 5, 27) - dt.datetime(1970, 1, 1)).days)
+        assert first == pytest.approx(
+            1.0 + (dt.datetime(2024, 5, 27) - dt.datetime(1970, 1, 1)).days
+        )
         papers.upsert_records(conn, [_rec("2405.00001", upvotes=99)])
         second = _hotness(conn, "2405.00001")
         assert second == pytest.approx(first + 1.0)
@@ -156,7 +158,9 @@ def test_windows_are_counted_back_from_latest_featured_day(engine):
         ranking.trending(conn, "year")
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.permutations(range(8)), st.integers(min_value=1, max_value=5))
 def test_ties_are_ordered_deterministically_and_pages_tile(engine, order, page_size):
     recs = [_rec(f"2405.{i:05d}", upvotes=7 if i % 2 else 70) for i in order]

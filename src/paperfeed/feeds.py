@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import xml.etree.ElementTree as ET  # noqa: S405 - we only *write* XML here; parsing uses defusedxml
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any

@@ -34,13 +34,15 @@ SORTS = ("upvotes", "published", "trending")
 _NO_DATE = dt.date(1, 1, 1)  # sorts undated papers last under sort=published
 
 
-def _sort_columns(sort: str) -> tuple[Any, Any]:
+def _sort_columns(sort: str, narrowed: bool = False) -> tuple[Any, Any]:
+    """The keyset (sort key, tie-break) of a sort. `narrowed`: a featured-period filter
+    applies, whose index beats walking a sort index (see ranking.trending)."""
     if sort == "upvotes":
         return papers_t.c.upvotes, papers_t.c.arxiv_id
     if sort == "published":
         return func.coalesce(papers_t.c.published, literal(_NO_DATE)), papers_t.c.arxiv_id
     if sort == "trending":
-        return papers_t.c.hotness, papers_t.c.arxiv_id
+        return (papers_t.c.hotness + 0 if narrowed else papers_t.c.hotness), papers_t.c.arxiv_id
     raise ValueError(f"sort must be one of {', '.join(SORTS)}")
 
 
@@ -94,14 +96,21 @@ def paper_listing(
                 select(categories_t.c.paper_id).where(categories_t.c.category == category)
             )
         )
-    return run_page(conn, query, sort, "papers", limit, cursor)
+    return run_page(conn, query, sort, "papers", limit, cursor, narrowed=period is not None)
 
 
 def run_page(
-    conn: Connection, query: Select[Any], sort: str, kind: str, limit: int, cursor: str | None
+    conn: Connection,
+    query: Select[Any],
+    sort: str,
+    kind: str,
+    limit: int,
+    cursor: str | None,
+    *,
+    narrowed: bool = False,
 ) -> tuple[list[Any], str | None]:
     """One keyset page of `query` under `sort` (see SORTS); BadCursor for a foreign cursor."""
-    first, second = _sort_columns(sort)
+    first, second = _sort_columns(sort, narrowed)
     kind = f"{kind}:{sort}"
     if cursor:
         query = query.where(
@@ -115,7 +124,7 @@ def period_offset(
     conn: Connection, period: Period, *, sort: str, limit: int, offset: int
 ) -> list[Any]:
     """Featured papers of a period, offset-paginated (the Hugging Face API's `p`/`limit`)."""
-    first, second = _sort_columns(sort)
+    first, second = _sort_columns(sort, narrowed=True)
     return list(
         conn.execute(
             select(papers_t)
@@ -145,16 +154,16 @@ def submitter_names(conn: Connection, rows: list[Any]) -> dict[int, str]:
 
 def latest_period(conn: Connection) -> Period:
     """The latest featured day (today when nothing is featured yet)."""
-    latest = conn.execute(
-        select(func.max(papers_t.c.featured_date)).where(_visible())
-    ).scalar()
+    latest = conn.execute(select(func.max(papers_t.c.featured_date)).where(_visible())).scalar()
     return Period.containing("date", latest or dt.date.today())
 
 
 def catalog_version(conn: Connection) -> str:
     """Changes whenever a paper is written: for ETags and response caches."""
-    stamp, count = conn.execute(select(func.max(papers_t.c.modified_at), func.count())).one()
-    return f"{stamp.isoformat() if stamp else '-'}/{count}"
+    # Two index lookups (no count(*): that scans the table). Deletions are caught by the TTL.
+    stamp = conn.execute(select(func.max(papers_t.c.modified_at))).scalar()
+    last_id = conn.execute(select(func.max(papers_t.c.id))).scalar()
+    return f"{stamp.isoformat() if stamp else '-'}/{last_id}"
 
 
 def by_arxiv_ids(conn: Connection, arxiv_ids: list[str]) -> list[Any]:

@@ -226,9 +226,7 @@ _WEEK = re.compile(r"^\d{4}-W\d{2}$")
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 
 
-def period_param(
-    conn: Any, date: str | None, week: str | None, month: str | None
-) -> papers.Period:
+def period_param(conn: Any, date: str | None, week: str | None, month: str | None) -> papers.Period:
     given = [(k, v) for k, v in (("date", date), ("week", week), ("month", month)) if v]
     if len(given) > 1:
         raise HTTPException(400, "Give at most one of date, week, month.")

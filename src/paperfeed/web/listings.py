@@ -87,7 +87,12 @@ Window = Annotated[
 
 
 def _trending_rows(
-    request: Request, conn: ReadConn, settings: Settings, window: str, limit: int, cursor: str | None
+    request: Request,
+    conn: ReadConn,
+    settings: Settings,
+    window: str,
+    limit: int,
+    cursor: str | None,
 ) -> tuple[list[Any], str | None]:
     def build() -> tuple[list[Any], str | None]:
         try:
@@ -105,7 +110,7 @@ def trending_page(
     settings: SettingsDep,
     window: Window = "week",
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-    format: Format = "html",  # noqa: A002 - the public query parameter's name
+    format: Format = "html",
 ) -> Response:
     """Trending papers, each card with the breakdown of its score."""
     limit = FEED_LIMIT if format != "html" else PAGE_LIMIT
@@ -230,7 +235,7 @@ def author_page(
     settings: SettingsDep,
     name: str,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-    format: Format = "html",  # noqa: A002
+    format: Format = "html",
 ) -> Response:
     """Every paper of an author (any spelling of the name with the same key), newest first."""
     found = listing.author_name(conn, name)
@@ -313,8 +318,12 @@ def site_opml(request: Request, settings: SettingsDep) -> Response:
     main = [
         _outline(settings, f"{settings.site_name}: daily papers", "/papers"),
         *(
-            _outline(settings, f"{settings.site_name}: trending, {label.lower()}",
-                     "/papers/trending", f"?window={w}")
+            _outline(
+                settings,
+                f"{settings.site_name}: trending, {label.lower()}",
+                "/papers/trending",
+                f"?window={w}",
+            )
             for w, label in ranking.WINDOW_LABELS.items()
         ),
     ]
