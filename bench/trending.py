@@ -89,6 +89,7 @@ def build(path: Path, n_papers: int, n_votes: int, n_users: int, seed: int = 7) 
     # 1M votes, Pareto-skewed towards a few featured papers; (user, paper) pairs are unique.
     counts: dict[int, int] = {}
     votes: list[tuple[int, int, str]] = []
+    seen: set[tuple[int, int]] = set()
     while len(votes) < n_votes:
         # Half uniform, half concentrated on a "hot" tenth of the featured papers.
         hot = featured_ids[::10]
@@ -98,11 +99,11 @@ def build(path: Path, n_papers: int, n_votes: int, n_users: int, seed: int = 7) 
         if taken + k > n_users:
             continue
         for user in rng.sample(range(1, n_users + 1), k):
-            votes.append((user, pid, now))
+            if (user, pid) not in seen:  # one vote per user and paper, as the PK demands
+                seen.add((user, pid))
+                votes.append((user, pid, now))
         counts[pid] = taken + k
-    con.executemany(
-        "INSERT OR IGNORE INTO votes (user_id, paper_id, created_at) VALUES (?, ?, ?)", votes
-    )
+    con.executemany("INSERT INTO votes (user_id, paper_id, created_at) VALUES (?, ?, ?)", votes)
     con.execute(
         "UPDATE papers SET upvotes = (SELECT count(*) FROM votes v WHERE v.paper_id = papers.id)"
         " WHERE featured_date IS NOT NULL"

@@ -94,10 +94,10 @@ def test_weights_come_from_settings():
     assert (w.gravity_s, w.vote) == (3600, 2)
 
 
-def _rec(arxiv_id, upvotes=0, day=dt.date(2024, 5, 27), **kw):
+def _rec(arxiv_id, upvotes=0, day=dt.date(2024, 5, 27), title=None, **kw):
     return PaperRecord(
         arxiv_id=arxiv_id,
-        title=f"Paper {arxiv_id}",
+        title=title or f"Paper {arxiv_id}",
         source="test",
         upvotes=upvotes,
         featured_date=day,
@@ -193,3 +193,29 @@ def test_cursor_is_stable_under_inserts_and_rejects_foreign_cursors(engine):
             ranking.trending(conn, "day", cursor=cursor)
         with pytest.raises(ranking.BadCursor):
             ranking.trending(conn, "all", cursor="not-a-cursor!")
+
+
+def test_trending_page_explains_each_card(client, engine):
+    with db.transaction(engine) as conn:
+        papers.upsert_records(
+            conn,
+            [
+                _rec(
+                    "2405.00001",
+                    upvotes=99,
+                    num_comments=9,
+                    code_url="https://github.com/a/b",
+                    code_stars=999,
+                    title="<i>Hot</i> paper",
+                ),
+                _rec("2405.00002", upvotes=1),
+            ],
+        )
+    r = client.get("/papers/trending", params={"window": "all"})
+    assert r.status_code == 200
+    html = r.text
+    assert html.index("Hot") < html.index("Paper 2405.00002")
+    assert "&lt;i&gt;Hot&lt;/i&gt;" in html and "<i>Hot</i>" not in html
+    assert html.count('<details class="why">') == 2
+    assert "+2.00" in html and "+0.50" in html and "+0.75" in html  # votes, comments, code
+    assert client.get("/papers/trending", params={"cursor": "bogus"}).status_code == 400

@@ -125,15 +125,18 @@ def period_offset(
 ) -> list[Any]:
     """Featured papers of a period, offset-paginated (the Hugging Face API's `p`/`limit`)."""
     first, second = _sort_columns(sort, narrowed=True)
-    return list(
+    # Rank narrow rows (index-only where an index covers the sort), then fetch full rows.
+    ids = list(
         conn.execute(
-            select(papers_t)
+            select(papers_t.c.id)
             .where(_visible(), papers_t.c.featured_date.between(period.start, period.end))
             .order_by(first.desc(), second.desc())
             .limit(limit)
             .offset(offset)
-        )
+        ).scalars()
     )
+    by_id = {r.id: r for r in conn.execute(select(papers_t).where(papers_t.c.id.in_(ids)))}
+    return [by_id[i] for i in ids]
 
 
 def submitter_names(conn: Connection, rows: list[Any]) -> dict[int, str]:

@@ -338,9 +338,15 @@ def trending(
         except (IndexError, TypeError, ValueError) as exc:
             raise BadCursor("malformed cursor") from exc
         query = query.where(tuple_(papers_t.c.hotness, papers_t.c.arxiv_id) < (hot, arxiv_id))
-    rows = list(
-        conn.execute(query.order_by(order.desc(), papers_t.c.arxiv_id.desc()).limit(limit + 1))
+    # Rank narrow rows first (index-only for windows), then fetch the page's full rows.
+    ranked = (
+        query.with_only_columns(papers_t.c.id)
+        .order_by(order.desc(), papers_t.c.arxiv_id.desc())
+        .limit(limit + 1)
     )
+    ids = list(conn.execute(ranked).scalars())
+    by_id = {r.id: r for r in conn.execute(select(papers_t).where(papers_t.c.id.in_(ids)))}
+    rows = [by_id[i] for i in ids]
     nxt = None
     if len(rows) > limit:
         rows = rows[:limit]

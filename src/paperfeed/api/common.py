@@ -76,10 +76,12 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.state.listing_cache = TTLCache(settings.trending_cache_s)
 
 
-def cached(request: Request, conn: Connection, settings: Settings, build: Callable[[], T]) -> T:
+def cached(
+    request: Request, conn: Connection, settings: Settings, build: Callable[[], T], key: str = ""
+) -> T:
     """Reuse a listing built from the same catalog version within PAPERFEED_TRENDING_CACHE_S."""
     cache: TTLCache | None = getattr(request.app.state, "listing_cache", None)
     if cache is None:
         return build()
-    key = f"{request.url.path}?{request.url.query}"
+    key = f"{key}:{request.url.path}?{request.url.query}"
     return cache.get_or_build(key, listing.catalog_version(conn), build)  # type: ignore[no-any-return]

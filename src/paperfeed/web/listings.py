@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
+from markupsafe import Markup
 
 from paperfeed import feeds, listing, papers, ranking
 from paperfeed.api.common import cached
@@ -126,17 +127,23 @@ def trending_page(
             page_path=f"/papers/trending?window={window}",
             description=f"Papers ranked by votes, discussion and code popularity, {label}.",
         )
-    weights, now = ranking.active_weights(conn), utcnow()
-    items = [(r, _why(ranking.breakdown_for(r, weights), now)) for r in rows]
+
+    def cards() -> Markup:
+        # The cards are the same for every visitor; the page around them (user, CSRF) is not.
+        weights, now = ranking.active_weights(conn), utcnow()
+        items = [(r, _why(ranking.breakdown_for(r, weights), now)) for r in rows]
+        template = request.app.state.templates.get_template("_trending_cards.html")
+        return Markup(template.render(items=items, weights=weights))  # noqa: S704 - autoescaped
+
     return render(
         request,
         "trending.html",
         {
-            "items": items,
+            "cards": cached(request, conn, settings, cards, key="cards"),
+            "has_items": bool(rows),
             "window": window,
             "windows": ranking.WINDOW_LABELS,
             "next_cursor": nxt,
-            "weights": weights,
             "feed_links": feed_links("/papers/trending", "Trending papers")
             if window == "week"
             else [
