@@ -226,3 +226,23 @@ def test_search_returns_daily_items_and_feeds_follow_it(client, engine, shared_d
     feed = client.get("/papers/feed.atom", params={"q": "EnvHarness"})
     assert feed.status_code == 200 and b"2608.19880" in feed.content
     assert client.get("/api/papers/search").status_code == 422  # q is required
+
+
+def test_papers_from_the_real_hf_ingester_come_out_in_the_current_shape(
+    client, engine, shared_data
+):
+    from paperfeed.sources import Rejected
+    from paperfeed.sources.hf_daily import parse_daily
+
+    body = (shared_data / "fixtures" / "hf_daily_papers" / CURRENT).read_bytes()
+    recs = [
+        r for r in parse_daily(body, feed_date=dt.date(2026, 8, 21)) if not isinstance(r, Rejected)
+    ]
+    with db.transaction(engine) as conn:
+        papers.upsert_records(conn, recs)
+    schema = infer(load(shared_data, CURRENT))
+    ours = client.get("/api/daily_papers", params={"date": "2026-08-21", "limit": 100}).json()
+    assert len(ours) == len(recs)
+    for item in ours:
+        conform(item, schema, optional=OMITTED_WHEN_UNKNOWN)
+        assert item["organization"]["name"]  # the ingester keeps the organization's name
