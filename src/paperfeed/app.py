@@ -8,9 +8,17 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from paperfeed import db
+from paperfeed import db, submissions
 from paperfeed.config import Settings
-from paperfeed.web import errors, pages, security
+from paperfeed.web import (
+    accounts_routes,
+    auth,
+    community_api,
+    community_routes,
+    errors,
+    pages,
+    security,
+)
 from paperfeed.web.deps import make_templates
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -39,10 +47,16 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.templates = make_templates(settings)
+    # The arXiv lookup used by paper submissions (swap in the ingestion client's fetch here).
+    app.state.arxiv_fetch = submissions.arxiv_fetcher(settings)
+    auth.install(app, settings)  # before security: it must run inside the security middleware
     security.install(app, settings)
     errors.install(app)
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
     app.include_router(pages.router)
+    app.include_router(accounts_routes.router)
+    app.include_router(community_routes.router)
+    app.include_router(community_api.router)
     # Keep last: its /papers/{arxiv_id:path} route would shadow any /papers/<word> route after it.
     app.include_router(pages.paper_router)
     return app

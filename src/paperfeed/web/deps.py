@@ -57,14 +57,19 @@ def write_conn(request: Request) -> Iterator[Connection]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ReadConn = Annotated[Connection, Depends(read_conn)]
-WriteConn = Annotated[Connection, Depends(write_conn)]
+# scope="function": commit (or roll back) before the response is sent, so a client never sees
+# success for a write that then fails to commit, and its next request sees the write.
+WriteConn = Annotated[Connection, Depends(write_conn, scope="function")]
 
 
 def render(
     request: Request, template: str, context: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:
     """Render a page with the shared context (current user, CSRF token, today)."""
+    from paperfeed.web.viewer import annotate  # late: viewer imports domain modules
+
     base = {
+        "viewer": annotate(request, context),
         "request": request,
         "today": dt.date.today(),
         "current_user": getattr(request.state, "user", None),
