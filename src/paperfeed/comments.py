@@ -37,12 +37,16 @@ URL_SCHEMES = {"http", "https", "mailto"}
 
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("strikethrough")
 # Headings in a comment must not outrank the page's own: # .. ###### become h3 .. h6.
-_md.renderer.rules["heading_open"] =  # type: ignore[attr-defined] lambda tokens, idx, *_: (
-    f"<h{min(6, int(tokens[idx].tag[1]) + 2)}>"
-)
-_md.renderer.rules["heading_close"] =  # type: ignore[attr-defined] lambda tokens, idx, *_: (
-    f"</h{min(6, int(tokens[idx].tag[1]) + 2)}>\n"
-)
+
+
+def _heading(tokens: Any, idx: int, *_: Any) -> str:
+    tok = tokens[idx]
+    level = min(6, int(tok.tag[1]) + 2)
+    return f"<h{level}>" if tok.nesting == 1 else f"</h{level}>\n"
+
+
+_rules: Any = _md.renderer.rules  # type: ignore[attr-defined]
+_rules["heading_open"] = _rules["heading_close"] = _heading
 
 
 def _link_mentions(tokens: list[Token], known: dict[str, str]) -> None:
