@@ -21,7 +21,7 @@ def send(settings: Settings, to: str, subject: str, text: str, html: str | None 
     msg.set_content(text)
     if html is not None:
         msg.add_alternative(html, subtype="html")
-    settings.outbox_dir.mkdir(parents=True, exist_ok=True)
+    settings.outbox_dir.parent.mkdir(parents=True, exist_ok=True)  # Maildir makes the rest
     box = mailbox.Maildir(settings.outbox_dir, create=True)
     box.add(msg)
     return str(msg["Message-ID"])
