@@ -11,7 +11,12 @@ from paperfeed import accounts, db
 def _signup(client, username, email, password="correct horse battery"):
     return client.post(
         "/signup",
-        data={"username": username, "email": email, "password": password, "csrf_token": csrf(client)},
+        data={
+            "username": username,
+            "email": email,
+            "password": password,
+            "csrf_token": csrf(client),
+        },
     )
 
 
@@ -114,7 +119,8 @@ def test_password_reset_flow(client, settings, make_user):
     assert r.status_code == 200 and "Password changed" in r.text
     # single use: the link is bound to the old password hash
     again = client.post(
-        "/reset/confirm", data={"token": token, "password": "another new one!", "csrf_token": csrf(client)}
+        "/reset/confirm",
+        data={"token": token, "password": "another new one!", "csrf_token": csrf(client)},
     )
     assert again.status_code == 400
     assert sign_in(client, name, old).status_code == 401

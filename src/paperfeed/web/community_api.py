@@ -13,7 +13,9 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from paperfeed import collections, comments, submissions, votes
+from sqlalchemy import Engine
+
+from paperfeed import collections, comments, db, submissions, votes
 from paperfeed.web.auth import ApiUser, OptionalUser
 from paperfeed.web.community_routes import post_comment, visible_paper
 from paperfeed.web.deps import EngineDep, ReadConn, SettingsDep, WriteConn
@@ -153,28 +155,33 @@ def _collection(row: Any, owner: str, size: int) -> CollectionOut:
 # ---- Upvotes -----------------------------------------------------------------------------
 
 
-def _vote(conn: Any, user: Any, arxiv_id: str, want: bool | None) -> VoteOut:
-    paper = visible_paper(conn, arxiv_id)
-    voted, count = votes.set_vote(conn, user.id, paper.id, want)
+def _vote(engine: Engine, user: Any, arxiv_id: str, want: bool | None) -> VoteOut:
+    # The transaction lives in the handler's own thread, not in a dependency: a write lock
+    # taken in a dependency thread would be held while the handler waits for a free worker
+    # thread, and under load every worker can be waiting for that lock (a deadlock until
+    # SQLite's busy timeout).
+    with db.transaction(engine) as conn:
+        paper = visible_paper(conn, arxiv_id)
+        voted, count = votes.set_vote(conn, user.id, paper.id, want)
     return VoteOut(arxiv_id=paper.arxiv_id, upvoted=voted, upvotes=count)
 
 
 @router.post("/papers/{arxiv_id:path}/upvote", responses=ERRORS)
-def toggle_upvote(conn: WriteConn, user: ApiUser, arxiv_id: str) -> VoteOut:
+def toggle_upvote(engine: EngineDep, user: ApiUser, arxiv_id: str) -> VoteOut:
     """Toggle the caller's upvote on a paper."""
-    return _vote(conn, user, arxiv_id, None)
+    return _vote(engine, user, arxiv_id, None)
 
 
 @router.put("/papers/{arxiv_id:path}/upvote", responses=ERRORS)
-def put_upvote(conn: WriteConn, user: ApiUser, arxiv_id: str) -> VoteOut:
+def put_upvote(engine: EngineDep, user: ApiUser, arxiv_id: str) -> VoteOut:
     """Upvote a paper (idempotent)."""
-    return _vote(conn, user, arxiv_id, True)
+    return _vote(engine, user, arxiv_id, True)
 
 
 @router.delete("/papers/{arxiv_id:path}/upvote", responses=ERRORS)
-def delete_upvote(conn: WriteConn, user: ApiUser, arxiv_id: str) -> VoteOut:
+def delete_upvote(engine: EngineDep, user: ApiUser, arxiv_id: str) -> VoteOut:
     """Withdraw an upvote (idempotent)."""
-    return _vote(conn, user, arxiv_id, False)
+    return _vote(engine, user, arxiv_id, False)
 
 
 # ---- Comments ----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy import Connection
 
-from paperfeed import collections, comments, moderation, papers, ratelimits, submissions, votes
+from paperfeed import collections, comments, db, moderation, papers, ratelimits, submissions, votes
 from paperfeed.accounts import CurrentUser
 from paperfeed.permissions import Invalid, NotFound
 from paperfeed.web.auth import AdminUser, OptionalUser, RequireUser, safe_next

@@ -45,12 +45,14 @@ def get_engine(request: Request) -> Engine:
 def read_conn(request: Request) -> Iterator[Connection]:
     """A read transaction for the request (deferred: never blocks on SQLite writers)."""
     with db.read(request.app.state.engine) as conn:
+        request.state.conn = conn  # render() reuses it for per-viewer card state
         yield conn
 
 
 def write_conn(request: Request) -> Iterator[Connection]:
     """A write transaction for the request: one request, one transaction."""
     with db.transaction(request.app.state.engine) as conn:
+        request.state.conn = conn
         yield conn
 
 

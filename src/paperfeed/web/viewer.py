@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
+from sqlalchemy import Connection
 
 from paperfeed import collections, db, votes
 from paperfeed.accounts import usernames
@@ -40,9 +41,19 @@ def annotate(request: Request, context: dict[str, Any]) -> Viewer:
     user = getattr(request.state, "user", None)
     ids = [r.id for r in rows]
     submitters = {r.submitted_by_id for r in rows if r.submitted_by_id}
-    with db.read(request.app.state.engine) as conn:
-        viewer.names = usernames(conn, submitters)
-        if user is not None:
-            viewer.voted = votes.voted_ids(conn, user.id, ids)
-            viewer.saved = collections.containing(conn, user.id, ids)
+    conn = getattr(request.state, "conn", None)
+    if conn is not None and conn.in_transaction():
+        _load(viewer, conn, user, ids, submitters)
+    else:
+        with db.read(request.app.state.engine) as fresh:
+            _load(viewer, fresh, user, ids, submitters)
     return viewer
+
+
+def _load(
+    viewer: Viewer, conn: Connection, user: Any, ids: list[int], submitters: set[int]
+) -> None:
+    viewer.names = usernames(conn, submitters)
+    if user is not None:
+        viewer.voted = votes.voted_ids(conn, user.id, ids)
+        viewer.saved = collections.containing(conn, user.id, ids)
