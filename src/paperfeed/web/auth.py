@@ -9,8 +9,8 @@ from urllib.parse import quote, urlsplit
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.types import ASGIApp
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paperfeed import credentials, db
 from paperfeed.accounts import CurrentUser
@@ -28,11 +28,14 @@ class SignInRequired(Exception):
     """The route needs a signed-in user."""
 
 
-class AuthMiddleware(BaseHTTPMiddleware):
-    """Resolves the session cookie (pages, API) or a bearer token (API only)."""
+class AuthMiddleware:
+    """Resolves the session cookie (pages, API) or a bearer token (API only).
+
+    Plain ASGI (not BaseHTTPMiddleware): it runs on every request, so it stays cheap.
+    """
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        super().__init__(app)
+        self.app = app
         self.settings = settings
 
     def _resolve(self, request: Request) -> None:
@@ -58,12 +61,23 @@ class AuthMiddleware(BaseHTTPMiddleware):
                 state.user, state.auth, state.session_csrf = live[0], "session", live[1]
                 state.csrf_token = live[1]
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
         await run_in_threadpool(self._resolve, request)
-        response = await call_next(request)
-        if request.cookies.get(SESSION_COOKIE) and request.state.auth is None:
-            response.delete_cookie(SESSION_COOKIE)  # expired or revoked session
-        return response
+        stale = bool(request.cookies.get(SESSION_COOKIE)) and request.state.auth is None
+
+        async def send_wrapper(message: Message) -> None:
+            if stale and message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.append(  # expired or revoked session: drop the cookie
+                    "set-cookie", f"{SESSION_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=lax"
+                )
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
 
 
 def set_session_cookies(response: Response, settings: Settings, session: NewSession) -> None:
@@ -92,24 +106,24 @@ def clear_session_cookies(response: Response) -> None:
     response.delete_cookie(CSRF_COOKIE)  # a fresh anonymous token is issued on the next page
 
 
-def optional_user(request: Request) -> CurrentUser | None:
+async def optional_user(request: Request) -> CurrentUser | None:
     return getattr(request.state, "user", None)
 
 
-def require_user(request: Request) -> CurrentUser:
+async def require_user(request: Request) -> CurrentUser:
     user = getattr(request.state, "user", None)
     if user is None:
         raise SignInRequired()
     return user  # type: ignore[no-any-return]
 
 
-def require_admin(user: Annotated[CurrentUser, Depends(require_user)]) -> CurrentUser:
+async def require_admin(user: Annotated[CurrentUser, Depends(require_user)]) -> CurrentUser:
     if not user.is_admin:
         raise HTTPException(403, "Only moderators can do this.")
     return user
 
 
-def api_user(request: Request) -> CurrentUser:
+async def api_user(request: Request) -> CurrentUser:
     """API caller: a bearer token, or a session with the CSRF header on state-changing calls."""
     state = request.state
     if state.auth == "invalid-token":

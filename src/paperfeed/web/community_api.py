@@ -12,7 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-
 from sqlalchemy import Engine
 
 from paperfeed import collections, comments, db, submissions, votes

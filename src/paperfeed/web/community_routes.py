@@ -47,13 +47,14 @@ def paper_context(conn: Connection, paper: Any, user: CurrentUser | None) -> dic
 
 @router.post("/papers/{arxiv_id:path}/upvote")
 def upvote(
-    conn: WriteConn,
+    engine: EngineDep,
     user: RequireUser,
     arxiv_id: str,
     next: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    paper = visible_paper(conn, arxiv_id)
-    votes.set_vote(conn, user.id, paper.id, None)
+    with db.transaction(engine) as conn:  # in the handler's thread: see community_api._vote
+        paper = visible_paper(conn, arxiv_id)
+        votes.set_vote(conn, user.id, paper.id, None)
     return _back(next, f"/papers/{paper.arxiv_id}")
 
 

@@ -34,11 +34,11 @@ def authors_short(authors: list[str], limit: int = 6) -> str:
     return ", ".join(authors[:limit]) + f" et al. ({len(authors)} authors)"
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:  # async: no threadpool hop
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 
