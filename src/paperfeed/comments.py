@@ -244,8 +244,10 @@ def _with_author() -> Any:
     )
 
 
-def thread(conn: Connection, paper_id: int) -> list[Node]:
-    """The paper's comments as a tree, oldest first; removed ones stay as placeholders."""
+def thread(conn: Connection, paper_id: int, *, include_hidden: bool = False) -> list[Node]:
+    """The paper's comments as a tree, oldest first; removed ones stay as placeholders.
+
+    include_hidden (moderators): hidden comments are kept, for the template to mark."""
     rows = conn.execute(
         _with_author()
         .where(comments_t.c.paper_id == paper_id)
@@ -265,7 +267,8 @@ def thread(conn: Connection, paper_id: int) -> list[Node]:
 
     def alive(n: Node) -> bool:  # drop removed comments that have no visible replies
         n.children = [c for c in n.children if alive(c)]
-        return bool(n.children) or (n.row.deleted_at is None and not n.row.hidden)
+        shown = n.row.deleted_at is None and (include_hidden or not n.row.hidden)
+        return bool(n.children) or shown
 
     return [n for n in roots if alive(n)]
 

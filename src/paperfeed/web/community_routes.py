@@ -35,7 +35,7 @@ def paper_context(conn: Connection, paper: Any, user: CurrentUser | None) -> dic
     """What the paper page adds for the community: thread, follows, the user's collections."""
     follows = {(f.kind, f.value) for f in collections.follows_of(conn, user.id)} if user else set()
     return {
-        "thread": comments.thread(conn, paper.id),
+        "thread": comments.thread(conn, paper.id, include_hidden=bool(user and user.is_admin)),
         "followed": follows,
         "author_keys": [(a, papers.name_key(a)) for a in paper.authors[:30]],
         "my_collections": collections.of_user(conn, user.id, public_only=False) if user else [],
