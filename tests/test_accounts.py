@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import csrf, mail_link, outbox_messages, sign_in
 from typer.testing import CliRunner
 
+from conftest import csrf, mail_link, outbox_messages, sign_in
 from paperfeed import accounts, db
 
 
@@ -56,7 +56,7 @@ def test_signup_verify_signin_profile_signout(client, settings, engine):
 def test_remember_me_and_secure_cookie(app, settings, make_user):
     from fastapi.testclient import TestClient
 
-    name, password = make_user("bob")
+    _name, password = make_user("bob")
     settings.cookie_secure = True
     with TestClient(app, base_url="https://testserver") as c:
         r = sign_in(c, "bob@example.org", password, remember=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from conftest import csrf
-
 from paperfeed import db
 
 
@@ -21,7 +20,7 @@ def test_collection_lifecycle_and_bibtex(user_client, paper, client):
     r = _create(c, "Reading list", public=True)
     cid = int(r.headers["location"].rsplit("/", 1)[1])
     card = c.get("/papers").text
-    assert f"/collect/2405.00001?next=" in card and ">Save<" in card
+    assert "/collect/2405.00001?next=" in card and ">Save<" in card
     assert "Reading list" in c.get("/collect/2405.00001").text
     r = c.post(
         f"/collections/{cid}/items",
@@ -39,9 +38,14 @@ def test_collection_lifecycle_and_bibtex(user_client, paper, client):
     # same name twice gets its own slug
     second = _create(c, "Reading list")
     assert second.headers["location"] != f"/collections/{cid}"
-    c.post(f"/collections/{cid}/items", data={"arxiv_id": "2405.00001", "remove": "true", "csrf_token": csrf(c)})
+    c.post(
+        f"/collections/{cid}/items",
+        data={"arxiv_id": "2405.00001", "remove": "true", "csrf_token": csrf(c)},
+    )
     assert "This collection is empty" in client.get(f"/collections/{cid}").text
-    c.post(f"/collections/{cid}/edit", data={"name": "Renamed", "csrf_token": csrf(c)})  # now private
+    c.post(
+        f"/collections/{cid}/edit", data={"name": "Renamed", "csrf_token": csrf(c)}
+    )  # now private
     assert client.get(f"/collections/{cid}").status_code == 404
     assert client.get(f"/collections/{cid}.bib").status_code == 404
     assert "Renamed" in c.get(f"/collections/{cid}").text
@@ -72,7 +76,9 @@ def test_collections_api_crud(user_client, paper, client):
     rest = c.get(f"/api/collections?limit=2&cursor={page['next_cursor']}").json()
     assert len(rest["items"]) == 2 and rest["next_cursor"] is None
     assert client.get(f"/api/collections/{cid}").json()["size"] == 1
-    r = c.patch(f"/api/collections/{cid}", json={"name": "Private now", "is_public": False}, headers=h)
+    r = c.patch(
+        f"/api/collections/{cid}", json={"name": "Private now", "is_public": False}, headers=h
+    )
     assert r.status_code == 200 and r.json()["name"] == "Private now"
     assert client.get(f"/api/collections/{cid}").status_code == 404
     assert c.delete(f"/api/collections/{cid}/papers/2405.00001", headers=h).json()["papers"] == []
@@ -86,7 +92,9 @@ def test_follow_authors_and_categories(user_client, paper, engine):
     assert "Follow cs.CL" in page and "Follow Ada Lovelace" in page
     c.post("/follows", data={"kind": "author", "value": "Ada Lovelace", "csrf_token": csrf(c)})
     c.post("/follows", data={"kind": "category", "value": "cs.CL", "csrf_token": csrf(c)})
-    c.post("/follows", data={"kind": "category", "value": "cs.CL", "csrf_token": csrf(c)})  # idempotent
+    c.post(
+        "/follows", data={"kind": "category", "value": "cs.CL", "csrf_token": csrf(c)}
+    )  # idempotent
     page = c.get("/papers/2405.00001").text
     assert "Following cs.CL" in page and "Following Ada Lovelace" in page
     with db.read(engine) as conn:
@@ -97,9 +105,17 @@ def test_follow_authors_and_categories(user_client, paper, engine):
     assert [tuple(r) for r in rows] == [("author", key), ("category", "cs.CL")]
     r = c.post("/follows", data={"kind": "category", "value": "not a cat!", "csrf_token": csrf(c)})
     assert r.status_code == 400 and "not an arXiv category" in r.text
-    c.post("/follows", data={"kind": "author", "value": "Ada Lovelace", "remove": "true", "csrf_token": csrf(c)})
+    c.post(
+        "/follows",
+        data={"kind": "author", "value": "Ada Lovelace", "remove": "true", "csrf_token": csrf(c)},
+    )
     h = {"X-CSRF-Token": csrf(c)}
     assert c.get("/api/follows").json() == [{"kind": "category", "value": "cs.CL"}]
-    assert c.post("/api/follows", json={"kind": "author", "value": "Alan Turing"}, headers=h).status_code == 201
+    assert (
+        c.post(
+            "/api/follows", json={"kind": "author", "value": "Alan Turing"}, headers=h
+        ).status_code
+        == 201
+    )
     assert c.delete("/api/follows?kind=category&value=cs.CL", headers=h).status_code == 204
     assert c.get("/api/follows").json() == [{"kind": "author", "value": "alan turing"}]

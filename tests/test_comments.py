@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from conftest import csrf
-
 from paperfeed import db, papers
 from paperfeed.comments import render_markdown
 
@@ -45,12 +44,16 @@ def test_thread_reply_edit_delete_and_counts(user_client, paper, engine, client)
     assert "4 comments" in client.get("/papers").text  # count on the card
 
     r = ada.post(
-        f"/comments/{first}/edit", data={"body": "Edited text", "csrf_token": csrf(ada)}, follow_redirects=False
+        f"/comments/{first}/edit",
+        data={"body": "Edited text", "csrf_token": csrf(ada)},
+        follow_redirects=False,
     )
     assert r.status_code == 303
     page = client.get("/papers/2405.00001").text
     assert "Edited text" in page and "edited" in page
-    r = ada.post(f"/comments/{first}/delete", data={"csrf_token": csrf(ada)}, follow_redirects=False)
+    r = ada.post(
+        f"/comments/{first}/delete", data={"csrf_token": csrf(ada)}, follow_redirects=False
+    )
     assert r.status_code == 303
     page = client.get("/papers/2405.00001").text
     assert "[deleted]" in page and "A <em>reply</em>" in page  # the reply stays
@@ -104,12 +107,18 @@ def test_api_comments_paginate_and_create(user_client, paper, client):
         r = c.post("/api/papers/2405.00001/comments", json={"body": f"note {i}"}, headers=h)
         assert r.status_code == 201 and r.json()["author"] == "gina"
         ids.append(r.json()["id"])
-    r = c.post("/api/papers/2405.00001/comments", json={"body": "re", "parent_id": ids[0]}, headers=h)
+    r = c.post(
+        "/api/papers/2405.00001/comments", json={"body": "re", "parent_id": ids[0]}, headers=h
+    )
     assert r.json()["parent_id"] == ids[0]
     page1 = client.get("/api/papers/2405.00001/comments?limit=4").json()
     assert [x["body_md"] for x in page1["items"]] == ["note 0", "note 1", "note 2", "note 3"]
-    page2 = client.get(f"/api/papers/2405.00001/comments?limit=4&cursor={page1['next_cursor']}").json()
-    assert [x["body_md"] for x in page2["items"]] == ["note 4", "re"] and page2["next_cursor"] is None
+    page2 = client.get(
+        f"/api/papers/2405.00001/comments?limit=4&cursor={page1['next_cursor']}"
+    ).json()
+    assert [x["body_md"] for x in page2["items"]] == ["note 4", "re"] and page2[
+        "next_cursor"
+    ] is None
     assert client.get("/api/papers/2405.00001/comments?cursor=abc").status_code == 400
     r = c.patch(f"/api/comments/{ids[1]}", json={"body": "changed"}, headers=h)
     assert r.status_code == 200 and r.json()["body_html"] == "<p>changed</p>\n"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from conftest import csrf, sign_in
-
 from paperfeed import db, papers
 
 
@@ -44,7 +43,8 @@ def test_hide_restore_paper_and_comment_with_audit(user_client, paper, engine, c
     assert client.get("/papers/2405.00001").status_code == 200
     with db.read(engine) as conn:
         log = conn.exec_driver_sql(
-            "SELECT u.username, a.action, a.target_type FROM audit_log a JOIN users u ON u.id = a.actor_id ORDER BY a.id"
+            "SELECT u.username, a.action, a.target_type FROM audit_log a"
+            " JOIN users u ON u.id = a.actor_id ORDER BY a.id"
         ).all()
     assert [tuple(x) for x in log] == [
         ("mod", "hide", "comment"),
@@ -60,14 +60,18 @@ def test_suspend_signs_out_and_blocks(user_client, make_user, paper, app):
     admin = user_client("mod2", admin=True)
     victim = user_client("carol")
     assert victim.get("/settings").status_code == 200
-    r = admin.post("/admin/users/carol/suspend", data={"csrf_token": csrf(admin)}, follow_redirects=False)
+    r = admin.post(
+        "/admin/users/carol/suspend", data={"csrf_token": csrf(admin)}, follow_redirects=False
+    )
     assert r.status_code == 303
     assert victim.get("/settings", follow_redirects=False).status_code == 303  # session gone
     with TestClient(app) as fresh:
         r = sign_in(fresh, "carol", "pw-carol-0123456789")
         assert r.status_code == 401 and "suspended" in r.text
     assert admin.get("/users/carol").status_code == 200
-    assert admin.post("/admin/users/mod2/suspend", data={"csrf_token": csrf(admin)}).status_code == 400
+    assert (
+        admin.post("/admin/users/mod2/suspend", data={"csrf_token": csrf(admin)}).status_code == 400
+    )
     admin.post("/admin/users/carol/unsuspend", data={"csrf_token": csrf(admin)})
     with TestClient(app) as fresh:
         assert sign_in(fresh, "carol", "pw-carol-0123456789").status_code == 303

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from conftest import csrf
-
 from paperfeed import db, papers
 
 
@@ -27,7 +26,9 @@ def test_new_paper_is_fetched_featured_and_credited(user_client, arxiv_server, e
     assert row.categories[0] == "math.CO" and row.version == 1
     assert row.featured_date == dt.datetime.now(dt.UTC).date()
     front = client.get("/papers").text
-    assert "Heat-bath random walks" in front and 'Submitted by <a href="/users/ada">ada</a>' in front
+    assert (
+        "Heat-bath random walks" in front and 'Submitted by <a href="/users/ada">ada</a>' in front
+    )
     assert "Heat-bath" in client.get("/users/ada").text
     assert 'Submitted by <a href="/users/ada">' in client.get("/papers/1605.08386").text
 
@@ -43,7 +44,9 @@ def test_known_paper_is_featured_once_without_fetching(user_client, arxiv_server
     from paperfeed.sources import PaperRecord
 
     with db.transaction(engine) as conn:
-        papers.upsert_records(conn, [PaperRecord(arxiv_id="2405.00009", title="Unfeatured", source="t")])
+        papers.upsert_records(
+            conn, [PaperRecord(arxiv_id="2405.00009", title="Unfeatured", source="t")]
+        )
     c = user_client("carol")
     r = _submit(c, "arXiv:2405.00009")
     assert r.status_code == 303 and r.headers["location"] == "/papers/2405.00009"
@@ -64,7 +67,9 @@ def test_clear_messages_for_nonsense_unknown_and_network_failure(user_client, ar
     assert r.status_code == 400 and "arXiv has no paper with the id 0000.00000" in r.text
     arxiv_server["fail"] = True
     r = _submit(c, "1605.08386")
-    assert r.status_code == 502 and "could not be reached" in r.text and "Nothing was saved" in r.text
+    assert (
+        r.status_code == 502 and "could not be reached" in r.text and "Nothing was saved" in r.text
+    )
     with db.read(engine) as conn:
         assert papers.get_paper(conn, "1605.08386") is None
 
@@ -100,7 +105,12 @@ def test_api_submit_with_token(user_client, arxiv_server, client):
     auth = {"Authorization": f"Bearer {token}"}
     r = client.post("/api/papers/submit", json={"arxiv_id": "1605.08386"}, headers=auth)
     assert r.status_code == 200
-    assert r.json() == {"arxiv_id": "1605.08386", "created": True, "featured": True, "url": "/papers/1605.08386"}
+    assert r.json() == {
+        "arxiv_id": "1605.08386",
+        "created": True,
+        "featured": True,
+        "url": "/papers/1605.08386",
+    }
     r = client.post("/api/papers/submit", json={"arxiv_id": "nonsense"}, headers=auth)
     assert r.status_code == 400 and "not an arXiv id" in r.json()["error"]["message"]
     r = client.post("/api/papers/submit", json={}, headers=auth)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from conftest import csrf
-
 from paperfeed import db, papers
 
 

@@ -13,6 +13,7 @@ from paperfeed.accounts import AccountError
 from paperfeed.config import Settings
 from paperfeed.submissions import submitted_by
 from paperfeed.web.auth import (
+    DbId,
     OptionalUser,
     RequireUser,
     clear_session_cookies,
@@ -292,7 +293,7 @@ def new_token(
 
 
 @router.post("/settings/tokens/{token_id}/revoke")
-def revoke_token(conn: WriteConn, user: RequireUser, token_id: int) -> Response:
+def revoke_token(conn: WriteConn, user: RequireUser, token_id: DbId) -> Response:
     if not credentials.revoke_token(conn, user.id, token_id):
         raise HTTPException(404, "No such token.")
     return RedirectResponse("/settings", status_code=303)

@@ -6,7 +6,7 @@ import hmac
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
@@ -22,6 +22,8 @@ from paperfeed.web.deps import render
 from paperfeed.web.security import CSRF_COOKIE, CSRF_HEADER, SAFE_METHODS
 
 SESSION_COOKIE = "pf_session"
+MAX_ID = 2**63 - 1  # database integer keys: larger path ids are refused (422), never a 500
+DbId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class SignInRequired(Exception):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
 from paperfeed import collections, comments, db, submissions, votes
-from paperfeed.web.auth import ApiUser, OptionalUser
+from paperfeed.web.auth import MAX_ID, ApiUser, DbId, OptionalUser
 from paperfeed.web.community_routes import post_comment, visible_paper
 from paperfeed.web.deps import EngineDep, ReadConn, SettingsDep, WriteConn
 
@@ -49,7 +49,7 @@ class VoteOut(BaseModel):
 
 class CommentIn(BaseModel):
     body: str = Field(min_length=1, max_length=comments.MAX_BODY)
-    parent_id: int | None = None
+    parent_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class CommentEdit(BaseModel):
@@ -215,7 +215,7 @@ def create_comment(
 
 @router.patch("/comments/{comment_id}", responses=ERRORS)
 def update_comment(
-    conn: WriteConn, user: ApiUser, comment_id: int, data: CommentEdit
+    conn: WriteConn, user: ApiUser, comment_id: DbId, data: CommentEdit
 ) -> CommentOut:
     """Edit one of your own comments (403 for anyone else's)."""
     comments.edit_comment(conn, user, comment_id, data.body)
@@ -223,7 +223,7 @@ def update_comment(
 
 
 @router.delete("/comments/{comment_id}", status_code=204, responses=ERRORS)
-def remove_comment(conn: WriteConn, user: ApiUser, comment_id: int) -> Response:
+def remove_comment(conn: WriteConn, user: ApiUser, comment_id: DbId) -> Response:
     """Delete one of your own comments (403 for anyone else's)."""
     comments.delete_comment(conn, user, comment_id)
     return Response(status_code=204)
@@ -258,7 +258,7 @@ def create_collection(conn: WriteConn, user: ApiUser, data: CollectionIn) -> Col
     return _collection(collections.owned(conn, cid, user), user.username, 0)
 
 
-def _detail(conn: Any, collection_id: int, viewer: Any, cursor: str | None, limit: int) -> Any:
+def _detail(conn: Any, collection_id: DbId, viewer: Any, cursor: str | None, limit: int) -> Any:
     row = collections.get(conn, collection_id, viewer)
     items = collections.papers_in(conn, collection_id, _cursor(cursor), limit + 1)
     more = len(items) > limit
@@ -282,7 +282,7 @@ def get_collection(
     request: Request,
     conn: ReadConn,
     viewer: OptionalUser,
-    collection_id: int,
+    collection_id: DbId,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> CollectionDetail:
@@ -294,7 +294,7 @@ def get_collection(
 
 @router.patch("/collections/{collection_id}", responses=ERRORS)
 def update_collection(
-    conn: WriteConn, user: ApiUser, collection_id: int, data: CollectionIn
+    conn: WriteConn, user: ApiUser, collection_id: DbId, data: CollectionIn
 ) -> CollectionDetail:
     """Rename, describe, or make public/private one of your collections."""
     collections.update_collection(
@@ -304,7 +304,7 @@ def update_collection(
 
 
 @router.delete("/collections/{collection_id}", status_code=204, responses=ERRORS)
-def delete_collection(conn: WriteConn, user: ApiUser, collection_id: int) -> Response:
+def delete_collection(conn: WriteConn, user: ApiUser, collection_id: DbId) -> Response:
     """Delete one of your collections."""
     collections.remove_collection(conn, user, collection_id)
     return Response(status_code=204)
@@ -312,7 +312,7 @@ def delete_collection(conn: WriteConn, user: ApiUser, collection_id: int) -> Res
 
 @router.put("/collections/{collection_id}/papers/{arxiv_id:path}", responses=ERRORS)
 def add_to_collection(
-    conn: WriteConn, user: ApiUser, collection_id: int, arxiv_id: str
+    conn: WriteConn, user: ApiUser, collection_id: DbId, arxiv_id: str
 ) -> CollectionDetail:
     """Add a paper to one of your collections (idempotent)."""
     collections.add_paper(conn, user, collection_id, visible_paper(conn, arxiv_id).id)
@@ -321,7 +321,7 @@ def add_to_collection(
 
 @router.delete("/collections/{collection_id}/papers/{arxiv_id:path}", responses=ERRORS)
 def remove_from_collection(
-    conn: WriteConn, user: ApiUser, collection_id: int, arxiv_id: str
+    conn: WriteConn, user: ApiUser, collection_id: DbId, arxiv_id: str
 ) -> CollectionDetail:
     """Remove a paper from one of your collections (idempotent)."""
     collections.remove_paper(conn, user, collection_id, visible_paper(conn, arxiv_id).id)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy import Connection
 
 from paperfeed import collections, comments, db, moderation, papers, ratelimits, submissions, votes
 from paperfeed.accounts import CurrentUser
 from paperfeed.permissions import Invalid, NotFound
-from paperfeed.web.auth import AdminUser, OptionalUser, RequireUser, safe_next
+from paperfeed.web.auth import MAX_ID, AdminUser, DbId, OptionalUser, RequireUser, safe_next
 from paperfeed.web.deps import EngineDep, ReadConn, SettingsDep, WriteConn, render
 from paperfeed.web.security import verify_csrf
 
@@ -115,7 +115,7 @@ def new_comment(
     user: RequireUser,
     arxiv_id: str,
     body: Annotated[str, Form(max_length=comments.MAX_BODY * 2)] = "",
-    parent_id: Annotated[int | None, Form()] = None,
+    parent_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
 ) -> Response:
     paper = visible_paper(conn, arxiv_id)
     comment_id = post_comment(conn, settings, user, paper.id, body, parent_id)
@@ -124,7 +124,7 @@ def new_comment(
 
 @router.get("/comments/{comment_id}/edit", response_class=HTMLResponse)
 def edit_comment_form(
-    request: Request, conn: ReadConn, user: RequireUser, comment_id: int
+    request: Request, conn: ReadConn, user: RequireUser, comment_id: DbId
 ) -> HTMLResponse:
     row = comments.get_comment(conn, comment_id)
     if row.user_id != user.id:
@@ -136,7 +136,7 @@ def edit_comment_form(
 def edit_comment(
     conn: WriteConn,
     user: RequireUser,
-    comment_id: int,
+    comment_id: DbId,
     body: Annotated[str, Form(max_length=comments.MAX_BODY * 2)] = "",
 ) -> Response:
     row = comments.edit_comment(conn, user, comment_id, body)
@@ -145,7 +145,7 @@ def edit_comment(
 
 
 @router.post("/comments/{comment_id}/delete")
-def delete_comment(conn: WriteConn, user: RequireUser, comment_id: int) -> Response:
+def delete_comment(conn: WriteConn, user: RequireUser, comment_id: DbId) -> Response:
     row = comments.delete_comment(conn, user, comment_id)
     return RedirectResponse(f"/papers/{papers_arxiv_id(conn, row.paper_id)}#comments", 303)
 
@@ -184,7 +184,7 @@ def create_collection(
 
 @router.get("/collections/{collection_id:int}", response_class=HTMLResponse)
 def collection_page(
-    request: Request, conn: ReadConn, user: OptionalUser, collection_id: int
+    request: Request, conn: ReadConn, user: OptionalUser, collection_id: DbId
 ) -> HTMLResponse:
     row = collections.get(conn, collection_id, user)
     return render(
@@ -199,7 +199,7 @@ def collection_page(
 
 
 @router.get("/collections/{collection_id:int}.bib")
-def collection_bibtex(conn: ReadConn, user: OptionalUser, collection_id: int) -> Response:
+def collection_bibtex(conn: ReadConn, user: OptionalUser, collection_id: DbId) -> Response:
     row = collections.get(conn, collection_id, user)
     body = "\n\n".join(papers.bibtex(p) for p in collections.papers_in(conn, collection_id))
     filename = f"{row.slug}.bib"
@@ -214,7 +214,7 @@ def collection_bibtex(conn: ReadConn, user: OptionalUser, collection_id: int) ->
 def edit_collection(
     conn: WriteConn,
     user: RequireUser,
-    collection_id: int,
+    collection_id: DbId,
     name: Annotated[str, Form(max_length=1000)] = "",
     description: Annotated[str, Form(max_length=10_000)] = "",
     is_public: Annotated[bool, Form()] = False,
@@ -224,7 +224,7 @@ def edit_collection(
 
 
 @router.post("/collections/{collection_id:int}/delete")
-def delete_collection(conn: WriteConn, user: RequireUser, collection_id: int) -> Response:
+def delete_collection(conn: WriteConn, user: RequireUser, collection_id: DbId) -> Response:
     collections.remove_collection(conn, user, collection_id)
     return RedirectResponse("/collections", status_code=303)
 
@@ -233,7 +233,7 @@ def delete_collection(conn: WriteConn, user: RequireUser, collection_id: int) ->
 def collection_add(
     conn: WriteConn,
     user: RequireUser,
-    collection_id: int,
+    collection_id: DbId,
     arxiv_id: Annotated[str, Form(max_length=300)] = "",
     remove: Annotated[bool, Form()] = False,
     next: Annotated[str, Form(max_length=1000)] = "",
@@ -291,7 +291,10 @@ def follow(
 
 @router.get("/admin/audit", response_class=HTMLResponse)
 def audit_page(
-    request: Request, conn: ReadConn, admin: AdminUser, before: int | None = None
+    request: Request,
+    conn: ReadConn,
+    admin: AdminUser,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> HTMLResponse:
     entries = moderation.audit_page(conn, before)
     return render(
@@ -324,7 +327,7 @@ def moderate_paper(
 def moderate_comment(
     conn: WriteConn,
     admin: AdminUser,
-    comment_id: int,
+    comment_id: DbId,
     action: str,
     next: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
