@@ -165,6 +165,13 @@ def test_cli_users_commands(engine, settings, make_user, monkeypatch, tmp_path):
     r = runner.invoke(cli, ["users", "suspend", "hank"])
     assert r.exit_code == 0 and "suspended" in runner.invoke(cli, ["users", "list"]).output
     assert runner.invoke(cli, ["users", "promote", "nobody"]).exit_code == 1
+    with db.transaction(disk) as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO rate_limits (key, window_start, count) VALUES ('old', 0, 1), "
+            "('new', 9999999999, 1)"
+        )
+    r = runner.invoke(cli, ["users", "cleanup"])
+    assert r.exit_code == 0 and "1 rate-limit window" in r.output
     with db.read(disk) as conn:
         actions = conn.exec_driver_sql("SELECT action FROM audit_log ORDER BY id").scalars().all()
     assert actions == ["promote", "demote", "suspend"]

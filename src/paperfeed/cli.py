@@ -109,6 +109,18 @@ def users_unsuspend(name: str) -> None:
     _moderate("unsuspend", name)
 
 
+@users_app.command("cleanup")
+def users_cleanup() -> None:
+    """Delete expired sessions and finished rate-limit windows (run daily from cron)."""
+    from paperfeed import credentials, ratelimits
+
+    engine = db.make_engine(_settings().database_url)
+    with db.transaction(engine) as conn:
+        sessions = credentials.purge_expired(conn)
+        windows = ratelimits.purge(conn)
+    typer.echo(f"removed {sessions} expired session(s), {windows} rate-limit window(s)")
+
+
 @users_app.command("list")
 def users_list() -> None:
     """Every account: id, name, email, verified, role, state."""

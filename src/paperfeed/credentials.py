@@ -72,6 +72,11 @@ def session_user(conn: Connection, token: str) -> tuple[CurrentUser, str] | None
     return current_user(row), row.csrf_token
 
 
+def purge_expired(conn: Connection) -> int:
+    """Delete expired sessions; returns how many."""
+    return conn.execute(delete(sessions_t).where(sessions_t.c.expires_at < utcnow())).rowcount
+
+
 def end_session(conn: Connection, token: str) -> None:
     conn.execute(delete(sessions_t).where(sessions_t.c.token_hash == digest(token or "")))
 

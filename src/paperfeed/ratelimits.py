@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
 from paperfeed.models import RateLimit, table_of
@@ -28,18 +28,6 @@ def hit(conn: Connection, key: str, limit: int, window_s: int, *, now: float | N
             delete(limits_t).where(limits_t.c.key == key[:300], limits_t.c.window_start < start)
         )
     return bool(count <= limit)
-
-
-def peek(conn: Connection, key: str, window_s: int, *, now: float | None = None) -> int:
-    """Events counted for `key` in the current window (without counting one)."""
-    now_s = int(now if now is not None else time.time())
-    start = now_s - now_s % window_s
-    found = conn.execute(
-        select(limits_t.c.count).where(
-            limits_t.c.key == key[:300], limits_t.c.window_start == start
-        )
-    ).scalar()
-    return int(found or 0)
 
 
 def purge(conn: Connection, older_than_s: int = 2 * 86400) -> int:
