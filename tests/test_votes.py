@@ -82,3 +82,18 @@ def test_hidden_paper_cannot_be_voted(user_client, paper, engine):
     c = user_client("erin")
     r = c.post("/api/papers/2405.00001/upvote", headers={"X-CSRF-Token": csrf(c)})
     assert r.status_code == 404
+
+
+def test_community_api_is_in_openapi(client):
+    spec = client.get("/api/openapi.json").json()
+    for path in (
+        "/api/papers/{arxiv_id}/upvote",
+        "/api/papers/{arxiv_id}/comments",
+        "/api/collections",
+        "/api/collections/{collection_id}",
+        "/api/papers/submit",
+    ):
+        assert path in spec["paths"], path
+    schemas = spec["components"]["schemas"]
+    assert {"VoteOut", "CommentPage", "CollectionDetail", "SubmitOut"} <= set(schemas)
+    assert "/signin" not in spec["paths"]  # pages stay out of the API document

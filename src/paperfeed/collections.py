@@ -135,10 +135,7 @@ def remove_collection(conn: Connection, user: CurrentUser, collection_id: int) -
 def add_paper(conn: Connection, user: CurrentUser, collection_id: int, paper_id: int) -> bool:
     """Add a paper (idempotent); True if it was not there yet."""
     owned(conn, collection_id, user)
-    size = conn.execute(
-        select(func.count()).select_from(items_t).where(items_t.c.collection_id == collection_id)
-    ).scalar_one()
-    if size >= MAX_ITEMS:
+    if size(conn, collection_id) >= MAX_ITEMS:
         raise Invalid(f"A collection holds at most {MAX_ITEMS} papers.")
     stmt = _insert(conn)(items_t).values(
         collection_id=collection_id, paper_id=paper_id, added_at=utcnow()
@@ -155,6 +152,17 @@ def remove_paper(conn: Connection, user: CurrentUser, collection_id: int, paper_
             )
         ).rowcount
         == 1
+    )
+
+
+def size(conn: Connection, collection_id: int) -> int:
+    """How many papers a collection holds (hidden ones included)."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(items_t)
+            .where(items_t.c.collection_id == collection_id)
+        ).scalar_one()
     )
 
 

@@ -13,6 +13,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from sqlalchemy import Connection, Row, func, insert, select, update
 
+from paperfeed import votes
 from paperfeed.accounts import CurrentUser, users_t
 from paperfeed.models import Comment, table_of, utcnow
 from paperfeed.papers import papers_t
@@ -141,13 +142,7 @@ def recount(conn: Connection, paper_id: int) -> None:
         .where(papers_t.c.id == paper_id)
         .values(num_comments=papers_t.c.source_comments + visible)
     )
-    try:
-        from paperfeed import ranking  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return
-    refresh = getattr(ranking, "refresh_hotness", None)
-    if refresh is not None:
-        refresh(conn, [paper_id])
+    votes.refresh_hotness(conn, paper_id)
 
 
 def add_comment(

@@ -14,8 +14,9 @@ from paperfeed.papers import papers_t
 votes_t = table_of(Vote)
 
 
-def _refresh_hotness(conn: Connection, paper_id: int) -> None:
-    """Keep the stored trending score in step when the ranking module provides it."""
+def refresh_hotness(conn: Connection, paper_id: int) -> None:
+    """Keep the stored trending score in step, in the caller's transaction, once the ranking
+    module (trending branch) provides `refresh_hotness`; until then a no-op."""
     try:
         from paperfeed import ranking  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
@@ -65,7 +66,7 @@ def set_vote(conn: Connection, user_id: int, paper_id: int, want: bool | None) -
                 select(papers_t.c.upvotes).where(papers_t.c.id == paper_id)
             ).scalar_one()
             return voted, int(count)
-    _refresh_hotness(conn, paper_id)
+    refresh_hotness(conn, paper_id)
     count = conn.execute(select(papers_t.c.upvotes).where(papers_t.c.id == paper_id)).scalar_one()
     return voted, int(count)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -34,27 +34,27 @@ def _ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _send_verification(settings: Settings, row: object) -> None:
+def _send_verification(settings: Settings, row: Any) -> None:
     token = accounts.email_token(settings, "verify", row)
     link = f"{settings.base_url}/verify?token={token}"
     mail.send(
         settings,
-        row.email,  # type: ignore[attr-defined]
+        row.email,
         f"Verify your email for {settings.site_name}",
-        f"Hello {row.username},\n\nConfirm this address for your {settings.site_name} account:\n"  # type: ignore[attr-defined]
+        f"Hello {row.username},\n\nConfirm this address for your {settings.site_name} account:\n"
         f"{link}\n\nThe link works for {settings.verify_token_hours} hours. "
         "If you did not sign up, ignore this message.\n",
     )
 
 
-def _send_reset(settings: Settings, row: object) -> None:
+def _send_reset(settings: Settings, row: Any) -> None:
     token = accounts.email_token(settings, "reset", row)
     link = f"{settings.base_url}/reset/confirm?token={token}"
     mail.send(
         settings,
-        row.email,  # type: ignore[attr-defined]
+        row.email,
         f"Reset your {settings.site_name} password",
-        f"Hello {row.username},\n\nChoose a new password here:\n{link}\n\n"  # type: ignore[attr-defined]
+        f"Hello {row.username},\n\nChoose a new password here:\n{link}\n\n"
         f"The link works once, for {settings.reset_token_hours} hours. "
         "If you did not ask for it, ignore this message: your password is unchanged.\n",
     )
@@ -82,7 +82,9 @@ def signup(
     password: Annotated[str, Form(max_length=1000)] = "",
 ) -> HTMLResponse:
     form = {"username": username, "email": email}
-    if not ratelimits.hit(conn, f"signup:ip:{_ip(request)}", settings.signup_limit_per_ip, 3600):
+    if not ratelimits.hit(
+        conn, f"signup:ip:{_ip(request)}", settings.signup_limit_per_ip, WINDOW_HOUR
+    ):
         return render(
             request,
             "signup.html",
@@ -133,7 +135,9 @@ def signin(
     next: Annotated[str, Form(max_length=1000)] = "/papers",
 ) -> Response:
     ctx = {"next": safe_next(next), "login": login}
-    ip_ok = ratelimits.hit(conn, f"signin:ip:{_ip(request)}", settings.signin_limit_per_ip, 900)
+    ip_ok = ratelimits.hit(
+        conn, f"signin:ip:{_ip(request)}", settings.signin_limit_per_ip, WINDOW_15MIN
+    )
     name_key = f"signin:name:{login.strip().lower()[:200]}"
     name_ok = ratelimits.hit(conn, name_key, settings.signin_limit_per_name, WINDOW_15MIN)
     if not (ip_ok and name_ok):

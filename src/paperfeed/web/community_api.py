@@ -263,8 +263,7 @@ def _detail(conn: Any, collection_id: DbId, viewer: Any, cursor: str | None, lim
     items = collections.papers_in(conn, collection_id, _cursor(cursor), limit + 1)
     more = len(items) > limit
     items = items[:limit]
-    size = len(collections.papers_in(conn, collection_id))
-    base = _collection(row, row.username, size).model_dump()
+    base = _collection(row, row.username, collections.size(conn, collection_id)).model_dump()
     return CollectionDetail(
         **base,
         papers=[

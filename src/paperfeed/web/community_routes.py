@@ -140,18 +140,14 @@ def edit_comment(
     body: Annotated[str, Form(max_length=comments.MAX_BODY * 2)] = "",
 ) -> Response:
     row = comments.edit_comment(conn, user, comment_id, body)
-    arxiv_id = papers_arxiv_id(conn, row.paper_id)
+    arxiv_id = comments.paper_arxiv_id(conn, row.paper_id)
     return RedirectResponse(f"/papers/{arxiv_id}#comment-{comment_id}", status_code=303)
 
 
 @router.post("/comments/{comment_id}/delete")
 def delete_comment(conn: WriteConn, user: RequireUser, comment_id: DbId) -> Response:
     row = comments.delete_comment(conn, user, comment_id)
-    return RedirectResponse(f"/papers/{papers_arxiv_id(conn, row.paper_id)}#comments", 303)
-
-
-def papers_arxiv_id(conn: Connection, paper_id: int) -> str:
-    return comments.paper_arxiv_id(conn, paper_id)
+    return RedirectResponse(f"/papers/{comments.paper_arxiv_id(conn, row.paper_id)}#comments", 303)
 
 
 # ---- Collections -------------------------------------------------------------------------
@@ -334,7 +330,7 @@ def moderate_comment(
     if action not in ("hide", "restore"):
         raise HTTPException(404, "Unknown moderation action.")
     paper_id = moderation.set_comment_hidden(conn, admin.id, comment_id, action == "hide")
-    return _back(next, f"/papers/{papers_arxiv_id(conn, paper_id)}#comments")
+    return _back(next, f"/papers/{comments.paper_arxiv_id(conn, paper_id)}#comments")
 
 
 @router.post("/admin/users/{name}/{action}")
