@@ -1,4 +1,5 @@
-"""Upvote counts stay exact under many parallel toggles against a real server and on-disk DB."""
+"""Upvote and comment counts stay exact under many parallel requests against a real server
+and an on-disk DB (more concurrent writers than worker threads: no lock/thread deadlock)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from paperfeed.sources import PaperRecord
 
 USERS = 50
 TOGGLES_PER_USER = 6
+COMMENTS_PER_USER = 2
 PAPERS = ["2405.10001", "2405.10002"]
 
 
@@ -62,6 +64,7 @@ def test_parallel_toggles_keep_counts_exact(server):
     with db.transaction(engine) as conn:
         for i in range(USERS):
             uid = accounts.sign_up(conn, settings, f"user{i}", f"u{i}@example.org", "pw-0123456789")
+            accounts.mark_verified(conn, uid.user_id)
             s = credentials.create_session(conn, settings, uid.user_id, remember=False)
             sessions.append(s)
     rng = random.Random(4)
@@ -75,9 +78,12 @@ def test_parallel_toggles_keep_counts_exact(server):
             headers={"X-CSRF-Token": s.csrf_token},
             timeout=60,
         ) as http:
-            for arxiv_id in plans[i]:
+            for n, arxiv_id in enumerate(plans[i]):
                 r = http.post(f"/api/papers/{arxiv_id}/upvote")
                 assert r.status_code == 200, r.text
+                if n < COMMENTS_PER_USER:  # writes through the WriteConn dependency
+                    r = http.post(f"/api/papers/{PAPERS[0]}/comments", json={"body": f"c{i}"})
+                    assert r.status_code == 201, r.text
 
     with ThreadPoolExecutor(max_workers=USERS) as pool:
         list(pool.map(run, range(USERS)))
@@ -91,3 +97,5 @@ def test_parallel_toggles_keep_counts_exact(server):
             ).scalar()
             assert rows == expected_votes
             assert row.upvotes == 7 + expected_votes
+        first = papers.get_paper(conn, PAPERS[0])
+        assert first.num_comments == USERS * COMMENTS_PER_USER

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from paperfeed import collections, comments, db, submissions, votes
 from paperfeed.web.auth import MAX_ID, ApiUser, DbId, OptionalUser
 from paperfeed.web.community_routes import post_comment, visible_paper
-from paperfeed.web.deps import EngineDep, ReadConn, SettingsDep, WriteConn
+from paperfeed.web.deps import EngineDep, ReadConn, SettingsDep
 
 router = APIRouter(prefix="/api", tags=["community"])
 
@@ -155,10 +155,10 @@ def _collection(row: Any, owner: str, size: int) -> CollectionOut:
 
 
 def _vote(engine: Engine, user: Any, arxiv_id: str, want: bool | None) -> VoteOut:
-    # The transaction lives in the handler's own thread, not in a dependency: a write lock
-    # taken in a dependency thread would be held while the handler waits for a free worker
-    # thread, and under load every worker can be waiting for that lock (a deadlock until
-    # SQLite's busy timeout).
+    # Write transactions live in the handler's own thread and end before FastAPI validates
+    # the response model, which it does in another worker thread: a SQLite write lock held
+    # across that hop deadlocks once every worker is queued on the lock (busy timeout, 500s;
+    # tests/test_votes_concurrency.py).
     with db.transaction(engine) as conn:
         paper = visible_paper(conn, arxiv_id)
         voted, count = votes.set_vote(conn, user.id, paper.id, want)
@@ -205,28 +205,31 @@ def list_comments(
 
 @router.post("/papers/{arxiv_id:path}/comments", status_code=201, responses=ERRORS)
 def create_comment(
-    conn: WriteConn, settings: SettingsDep, user: ApiUser, arxiv_id: str, data: CommentIn
+    engine: EngineDep, settings: SettingsDep, user: ApiUser, arxiv_id: str, data: CommentIn
 ) -> CommentOut:
     """Comment on a paper, or reply to a comment (parent_id). Markdown with $LaTeX$."""
-    paper = visible_paper(conn, arxiv_id)
-    comment_id = post_comment(conn, settings, user, paper.id, data.body, data.parent_id)
-    return _comment(comments.with_author(conn, comment_id))
+    with db.transaction(engine) as conn:  # in the handler's thread: see _vote
+        paper = visible_paper(conn, arxiv_id)
+        comment_id = post_comment(conn, settings, user, paper.id, data.body, data.parent_id)
+        return _comment(comments.with_author(conn, comment_id))
 
 
 @router.patch("/comments/{comment_id}", responses=ERRORS)
 def update_comment(
-    conn: WriteConn, user: ApiUser, comment_id: DbId, data: CommentEdit
+    engine: EngineDep, user: ApiUser, comment_id: DbId, data: CommentEdit
 ) -> CommentOut:
     """Edit one of your own comments (403 for anyone else's)."""
-    comments.edit_comment(conn, user, comment_id, data.body)
-    return _comment(comments.with_author(conn, comment_id))
+    with db.transaction(engine) as conn:  # in the handler's thread: see _vote
+        comments.edit_comment(conn, user, comment_id, data.body)
+        return _comment(comments.with_author(conn, comment_id))
 
 
 @router.delete("/comments/{comment_id}", status_code=204, responses=ERRORS)
-def remove_comment(conn: WriteConn, user: ApiUser, comment_id: DbId) -> Response:
+def remove_comment(engine: EngineDep, user: ApiUser, comment_id: DbId) -> Response:
     """Delete one of your own comments (403 for anyone else's)."""
-    comments.delete_comment(conn, user, comment_id)
-    return Response(status_code=204)
+    with db.transaction(engine) as conn:  # in the handler's thread: see _vote
+        comments.delete_comment(conn, user, comment_id)
+        return Response(status_code=204)
 
 
 # ---- Collections -------------------------------------------------------------------------
@@ -252,10 +255,11 @@ def list_collections(
 
 
 @router.post("/collections", status_code=201, responses=ERRORS)
-def create_collection(conn: WriteConn, user: ApiUser, data: CollectionIn) -> CollectionOut:
+def create_collection(engine: EngineDep, user: ApiUser, data: CollectionIn) -> CollectionOut:
     """Create a collection."""
-    cid = collections.create(conn, user, data.name, data.description, data.is_public)
-    return _collection(collections.owned(conn, cid, user), user.username, 0)
+    with db.transaction(engine) as conn:  # in the handler's thread: see _vote
+        cid = collections.create(conn, user, data.name, data.description, data.is_public)
+        return _collection(collections.owned(conn, cid, user), user.username, 0)
 
 
 def _detail(conn: Any, collection_id: DbId, viewer: Any, cursor: str | None, limit: int) -> Any:
@@ -293,38 +297,42 @@ def get_collection(
 
 @router.patch("/collections/{collection_id}", responses=ERRORS)
 def update_collection(
-    conn: WriteConn, user: ApiUser, collection_id: DbId, data: CollectionIn
+    engine: EngineDep, user: ApiUser, collection_id: DbId, data: CollectionIn
 ) -> CollectionDetail:
     """Rename, describe, or make public/private one of your collections."""
-    collections.update_collection(
-        conn, user, collection_id, data.name, data.description, data.is_public
-    )
-    return _detail(conn, collection_id, user, None, 100)  # type: ignore[no-any-return]
+    with db.transaction(engine) as conn:  # in the handler's thread: see _vote
+        collections.update_collection(
+            conn, user, collection_id, data.name, data.description, data.is_public
+        )
+        return _detail(conn, collection_id, user, None, 100)  # type: ignore[no-any-return]
 
 
 @router.delete("/collections/{collection_id}", status_code=204, responses=ERRORS)
-def delete_collection(conn: WriteConn, user: ApiUser, collection_id: DbId) -> Response:
+def delete_collection(engine: EngineDep, user: ApiUser, collection_id: DbId) -> Response:
     """Delete one of your collections."""
-    collections.remove_collection(conn, user, collection_id)
-    return Response(status_code=204)
+    with db.transaction(engine) as conn:  # in the handler's thread: see _vote
+        collections.remove_collection(conn, user, collection_id)
+        return Response(status_code=204)
 
 
 @router.put("/collections/{collection_id}/papers/{arxiv_id:path}", responses=ERRORS)
 def add_to_collection(
-    conn: WriteConn, user: ApiUser, collection_id: DbId, arxiv_id: str
+    engine: EngineDep, user: ApiUser, collection_id: DbId, arxiv_id: str
 ) -> CollectionDetail:
     """Add a paper to one of your collections (idempotent)."""
-    collections.add_paper(conn, user, collection_id, visible_paper(conn, arxiv_id).id)
-    return _detail(conn, collection_id, user, None, 100)  # type: ignore[no-any-return]
+    with db.transaction(engine) as conn:  # in the handler's thread: see _vote
+        collections.add_paper(conn, user, collection_id, visible_paper(conn, arxiv_id).id)
+        return _detail(conn, collection_id, user, None, 100)  # type: ignore[no-any-return]
 
 
 @router.delete("/collections/{collection_id}/papers/{arxiv_id:path}", responses=ERRORS)
 def remove_from_collection(
-    conn: WriteConn, user: ApiUser, collection_id: DbId, arxiv_id: str
+    engine: EngineDep, user: ApiUser, collection_id: DbId, arxiv_id: str
 ) -> CollectionDetail:
     """Remove a paper from one of your collections (idempotent)."""
-    collections.remove_paper(conn, user, collection_id, visible_paper(conn, arxiv_id).id)
-    return _detail(conn, collection_id, user, None, 100)  # type: ignore[no-any-return]
+    with db.transaction(engine) as conn:  # in the handler's thread: see _vote
+        collections.remove_paper(conn, user, collection_id, visible_paper(conn, arxiv_id).id)
+        return _detail(conn, collection_id, user, None, 100)  # type: ignore[no-any-return]
 
 
 # ---- Follows -----------------------------------------------------------------------------
@@ -337,22 +345,24 @@ def list_follows(conn: ReadConn, user: ApiUser) -> list[FollowOut]:
 
 
 @router.post("/follows", status_code=201, responses=ERRORS)
-def add_follow(conn: WriteConn, user: ApiUser, data: FollowIn) -> FollowOut:
+def add_follow(engine: EngineDep, user: ApiUser, data: FollowIn) -> FollowOut:
     """Follow an author or a category (idempotent)."""
-    collections.follow(conn, user, data.kind, data.value)
-    return FollowOut(kind=data.kind, value=collections.follow_value(data.kind, data.value))
+    with db.transaction(engine) as conn:  # in the handler's thread: see _vote
+        collections.follow(conn, user, data.kind, data.value)
+        return FollowOut(kind=data.kind, value=collections.follow_value(data.kind, data.value))
 
 
 @router.delete("/follows", status_code=204, responses=ERRORS)
 def remove_follow(
-    conn: WriteConn,
+    engine: EngineDep,
     user: ApiUser,
     kind: Annotated[str, Query(pattern="^(author|category)$")],
     value: Annotated[str, Query(max_length=300)],
 ) -> Response:
     """Stop following an author or a category."""
-    collections.unfollow(conn, user, kind, value)
-    return Response(status_code=204)
+    with db.transaction(engine) as conn:  # in the handler's thread: see _vote
+        collections.unfollow(conn, user, kind, value)
+        return Response(status_code=204)
 
 
 # ---- Submit ------------------------------------------------------------------------------

@@ -51,10 +51,22 @@ def read_conn(request: Request) -> Iterator[Connection]:
 
 
 def write_conn(request: Request) -> Iterator[Connection]:
-    """A write transaction for the request: one request, one transaction."""
-    with db.transaction(request.app.state.engine) as conn:
+    """A write transaction for the request: one request, one transaction.
+
+    The transaction begins lazily, at the handler's first statement (SQLAlchemy autobegin fires
+    db.py's BEGIN IMMEDIATE then). Beginning it here, in the dependency's worker thread, would
+    hold SQLite's write lock while the handler waits for a free worker thread; with every worker
+    queued on that lock, requests deadlock until the busy timeout.
+    """
+    with request.app.state.engine.connect() as conn:
+        conn.execution_options(write=True)
         request.state.conn = conn
-        yield conn
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
