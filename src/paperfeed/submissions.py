@@ -7,8 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from defusedxml import ElementTree
 from sqlalchemy import Connection, Engine, select, update
 
 from paperfeed import db, ratelimits
@@ -16,10 +14,9 @@ from paperfeed.accounts import CurrentUser
 from paperfeed.config import Settings
 from paperfeed.papers import get_paper, papers_t, upsert_records
 from paperfeed.permissions import Invalid
-from paperfeed.sources import InvalidArxivId, PaperRecord, clean_text, parse_arxiv_id, parse_date
+from paperfeed.sources import InvalidArxivId, PaperRecord, arxiv_api, parse_arxiv_id
+from paperfeed.sources.fetch import Fetcher, SourceError
 
-ATOM = "{http://www.w3.org/2005/Atom}"
-ARXIV = "{http://arxiv.org/schemas/atom}"
 DAY_S = 86400  # the submission limit's window: one UTC day
 MAX_INPUT = 300  # characters of the submitted id/URL
 
@@ -35,73 +32,25 @@ class RateLimited(RuntimeError):
 Fetch = Callable[[str], PaperRecord | None]
 
 
-def parse_atom_entry(xml: bytes, arxiv_id: str) -> PaperRecord | None:
-    """The record for arxiv_id in an arXiv API Atom feed; None if the feed has no such paper.
-
-    Small stand-in until the ingestion branch's arXiv client lands (then use its parser).
-    """
-    try:
-        root = ElementTree.fromstring(xml)
-    except ElementTree.ParseError as exc:
-        raise ArxivUnavailable("arXiv answered with something that is not an Atom feed") from exc
-    for entry in root.iter(f"{ATOM}entry"):
-        url = entry.findtext(f"{ATOM}id") or ""
-        try:
-            canonical, version = parse_arxiv_id(url)
-        except InvalidArxivId:
-            continue  # error entries (id https://arxiv.org/api/errors#...)
-        if canonical != arxiv_id:
-            continue
-        title = clean_text(entry.findtext(f"{ATOM}title"))
-        if not title:
-            return None
-        categories = [c.get("term", "") for c in entry.findall(f"{ATOM}category")]
-        primary = entry.find(f"{ARXIV}primary_category")
-        if primary is not None and primary.get("term"):
-            categories = [primary.get("term", "")] + [
-                c for c in categories if c != primary.get("term")
-            ]
-        published = entry.findtext(f"{ATOM}published")
-        return PaperRecord(
-            arxiv_id=canonical,
-            title=title,
-            source="arxiv_api",
-            abstract=clean_text(entry.findtext(f"{ATOM}summary")),
-            authors=[
-                clean_text(a.findtext(f"{ATOM}name"))
-                for a in entry.findall(f"{ATOM}author")
-                if clean_text(a.findtext(f"{ATOM}name"))
-            ],
-            categories=[c for c in categories if c],
-            version=version,
-            versions=[{"version": version, "created": published}] if version else [],
-            published=parse_date(published),
-            updated=parse_date(entry.findtext(f"{ATOM}updated")),
-            comments=clean_text(entry.findtext(f"{ARXIV}comment")) or None,
-            journal_ref=clean_text(entry.findtext(f"{ARXIV}journal_ref")) or None,
-            doi=clean_text(entry.findtext(f"{ARXIV}doi")) or None,
-        )
-    return None
-
-
 def arxiv_fetcher(settings: Settings) -> Fetch:
-    """arxiv id -> PaperRecord | None through the arXiv API; ArxivUnavailable on failure."""
+    """arxiv id -> PaperRecord | None through the arXiv API client; ArxivUnavailable on failure.
+
+    A person is waiting: one retry after half a second, at most 15 s per request (the harvest
+    commands use the patient defaults)."""
 
     def fetch(arxiv_id: str) -> PaperRecord | None:
-        try:
-            response = httpx.get(
-                settings.arxiv_api_url,
-                params={"id_list": arxiv_id, "max_results": 1},
-                timeout=min(settings.http_timeout_s, 15.0),
-                headers={"User-Agent": f"{settings.site_name} (paperfeed)"},
-            )
-        except httpx.HTTPError as exc:
-            raise ArxivUnavailable(f"could not reach arXiv: {type(exc).__name__}") from exc
-        if response.status_code == 400:
-            return None  # arXiv refuses ids it does not know the format of
-        if response.status_code != 200:
-            raise ArxivUnavailable(f"arXiv answered HTTP {response.status_code}")
-        return parse_atom_entry(response.content, arxiv_id)
+        timeout = min(settings.http_timeout_s, 15.0)
+        with Fetcher(timeout_s=timeout, max_retries=1, backoff_s=0.5) as fetcher:
+            try:
+                for item in arxiv_api.by_ids(fetcher, settings.arxiv_api_url, [arxiv_id]):
+                    if isinstance(item, PaperRecord) and item.arxiv_id == arxiv_id:
+                        return item
+            except arxiv_api.ArxivApiError:
+                return None  # arXiv refused the id itself
+            except (SourceError, arxiv_api.MalformedFeed) as exc:
+                detail = str(exc).replace(f"{settings.arxiv_api_url}: ", "")
+                raise ArxivUnavailable(detail[:200]) from exc
+        return None
 
     return fetch
 
