@@ -97,3 +97,21 @@ def test_community_api_is_in_openapi(client):
     schemas = spec["components"]["schemas"]
     assert {"VoteOut", "CommentPage", "CollectionDetail", "SubmitOut"} <= set(schemas)
     assert "/signin" not in spec["paths"]  # pages stay out of the API document
+
+
+def test_votes_and_comments_refresh_stored_hotness(user_client, paper, engine):
+    def hotness():
+        with db.read(engine) as conn:
+            return papers.get_paper(conn, "2405.00001").hotness
+
+    c = user_client("hotty")
+    h = {"X-CSRF-Token": csrf(c)}
+    before = hotness()
+    c.put("/api/papers/2405.00001/upvote", headers=h)
+    voted = hotness()
+    assert voted > before
+    c.post("/api/papers/2405.00001/comments", json={"body": "hot take"}, headers=h)
+    commented = hotness()
+    assert commented > voted
+    c.delete("/api/papers/2405.00001/upvote", headers=h)
+    assert hotness() < commented

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from paperfeed import ranking
 from paperfeed.models import Vote, table_of, utcnow
 from paperfeed.papers import papers_t
 
@@ -15,15 +16,8 @@ votes_t = table_of(Vote)
 
 
 def refresh_hotness(conn: Connection, paper_id: int) -> None:
-    """Keep the stored trending score in step, in the caller's transaction, once the ranking
-    module (trending branch) provides `refresh_hotness`; until then a no-op."""
-    try:
-        from paperfeed import ranking  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return
-    refresh = getattr(ranking, "refresh_hotness", None)
-    if refresh is not None:
-        refresh(conn, [paper_id])
+    """Keep the stored trending score in step, in the caller's transaction."""
+    ranking.refresh_hotness(conn, [paper_id])
 
 
 def _add(conn: Connection, user_id: int, paper_id: int) -> bool:
