@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from paperfeed import db
+from paperfeed import db, digest_cli
 from paperfeed.config import Settings, get_settings
 
 app = typer.Typer(help="paperfeed: a self-hostable research-paper hub.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+digest_cli.register(app)  # mail, digest, worker
 
 
 def _settings() -> Settings:
