@@ -53,7 +53,8 @@ class OutboxBackend:
     """Writes each message into a Maildir (atomic: written to tmp/, renamed into new/)."""
 
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        for sub in ("tmp", "new", "cur"):  # Maildir(create=True) skips an existing empty folder
+            (directory / sub).mkdir(parents=True, exist_ok=True)
         self.maildir = mailbox.Maildir(directory, create=True)
 
     def deliver(self, sender: str, recipient: str, data: bytes) -> None:
@@ -196,7 +197,7 @@ class Mailer:
                 self._sleep(self.settings.mail_retry_backoff_s * (2**attempt))
 
     def send(self, message: EmailMessage) -> str:
-        """Send a message (From, Date, Message-ID filled in when missing); returns its Message-ID."""
+        """Send a message (From, Date, Message-ID filled in if missing); returns its Message-ID."""
         if not message["From"]:
             message["From"] = self.settings.mail_from
         if not message["Date"]:
