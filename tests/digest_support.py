@@ -26,7 +26,9 @@ from paperfeed.models import (
 MONDAY = dt.date(2024, 5, 6)  # a Monday: papers featured Mon-Fri, nothing on the weekend
 SATURDAY = dt.date(2024, 5, 11)
 SUNDAY = dt.date(2024, 5, 12)
-TOKEN_IN_URL = re.compile(r"/(?:subscribe/confirm|subscribe/manage|unsubscribe|digest/feedback)/([A-Za-z0-9_.\-]+)")
+TOKEN_IN_URL = re.compile(
+    r"/(?:subscribe/confirm|subscribe/manage|unsubscribe|digest/feedback)/([A-Za-z0-9_.\-]+)"
+)
 
 
 def add_paper(
@@ -44,19 +46,30 @@ def add_paper(
 ) -> int:
     pid = conn.execute(
         insert(Paper).values(
-            arxiv_id=arxiv_id, title=title, abstract=abstract, authors=list(authors),
-            categories=list(categories), primary_category=categories[0], featured_date=featured,
-            upvotes=upvotes, hotness=hotness, published=featured,
+            arxiv_id=arxiv_id,
+            title=title,
+            abstract=abstract,
+            authors=list(authors),
+            categories=list(categories),
+            primary_category=categories[0],
+            featured_date=featured,
+            upvotes=upvotes,
+            hotness=hotness,
+            published=featured,
         )
     ).inserted_primary_key[0]
     for pos, name in enumerate(authors):
-        conn.execute(insert(PaperAuthor).values(paper_id=pid, position=pos, name=name, name_key=name.lower()))
+        conn.execute(
+            insert(PaperAuthor).values(paper_id=pid, position=pos, name=name, name_key=name.lower())
+        )
     for cat in categories:
         conn.execute(insert(PaperCategory).values(paper_id=pid, category=cat))
     if vector is not None:
         conn.execute(
             insert(Embedding).values(
-                paper_id=pid, model="test-model", text_hash="x",
+                paper_id=pid,
+                model="test-model",
+                text_hash="x",
                 vector=np.asarray(vector, dtype=np.float32).tobytes(),
             )
         )
@@ -92,8 +105,12 @@ def add_subscriber(
     sid = int(
         conn.execute(
             insert(Subscriber).values(
-                email=email, user_id=user_id, status=status, frequency=frequency,
-                confirmed_at=utcnow() if status == "active" else None, **values,
+                email=email,
+                user_id=user_id,
+                status=status,
+                frequency=frequency,
+                confirmed_at=utcnow() if status == "active" else None,
+                **values,
             )
         ).inserted_primary_key[0]
     )
@@ -112,8 +129,11 @@ def set_status(conn: Connection, email: str, status: str) -> None:
 
 def smtp_settings(settings: Settings, port: int, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "mail_backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port,
-        "mail_retry_backoff_s": 0.01, "base_url": "https://papers.example.org",
+        "mail_backend": "smtp",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "mail_retry_backoff_s": 0.01,
+        "base_url": "https://papers.example.org",
         "mail_from": "paperfeed <digest@papers.example.org>",
     }
     values.update(overrides)
@@ -127,7 +147,11 @@ def week_of_papers(conn: Connection) -> dict[str, int]:
         for k in range(2):
             n = day * 2 + k
             ids[f"p{n}"] = add_paper(
-                conn, f"2405.{n:05d}", f"Paper {n}", featured=MONDAY + dt.timedelta(days=day),
-                upvotes=10 * n, vector=[1.0, float(n), 0.0],
+                conn,
+                f"2405.{n:05d}",
+                f"Paper {n}",
+                featured=MONDAY + dt.timedelta(days=day),
+                upvotes=10 * n,
+                vector=[1.0, float(n), 0.0],
             )
     return ids

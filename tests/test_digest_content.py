@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from html import unescape
 
+from sqlalchemy import select, text
+
 from digest_support import (
     MONDAY,
     SATURDAY,
@@ -18,13 +20,11 @@ from digest_support import (
     upvote,
     week_of_papers,
 )
-from smtp_sink import Sink
-from sqlalchemy import select, text
-
 from paperfeed import db, subscriptions
 from paperfeed.digest import Edition, load_edition, load_profiles, select_items
 from paperfeed.digest_send import send_edition
 from paperfeed.models import DigestPaper, Subscriber
+from smtp_sink import Sink
 
 
 def _personal_setup(conn):
@@ -34,22 +34,41 @@ def _personal_setup(conn):
     ]
     ids = {
         "search": add_paper(
-            conn, "2405.20001", "Faster LLM inference",
-            abstract="We study speculative decoding for large models.", featured=MONDAY,
+            conn,
+            "2405.20001",
+            "Faster LLM inference",
+            abstract="We study speculative decoding for large models.",
+            featured=MONDAY,
             upvotes=1,
         ),
         "author": add_paper(
-            conn, "2405.20002", "Energy-based models revisited",
-            authors=("Yann LeCun", "Someone Else"), featured=MONDAY, upvotes=2,
+            conn,
+            "2405.20002",
+            "Energy-based models revisited",
+            authors=("Yann LeCun", "Someone Else"),
+            featured=MONDAY,
+            upvotes=2,
         ),
         "category": add_paper(
-            conn, "2405.20003", "Parsing with grammars", categories=("cs.CL",), featured=MONDAY,
+            conn,
+            "2405.20003",
+            "Parsing with grammars",
+            categories=("cs.CL",),
+            featured=MONDAY,
         ),
         "similar": add_paper(
-            conn, "2405.20004", "A close cousin", featured=MONDAY, vector=[0.9, 0.1, 0.0],
+            conn,
+            "2405.20004",
+            "A close cousin",
+            featured=MONDAY,
+            vector=[0.9, 0.1, 0.0],
         ),
         "unrelated": add_paper(
-            conn, "2405.20005", "Far away topic", featured=MONDAY, vector=[0.0, 0.0, 1.0],
+            conn,
+            "2405.20005",
+            "Far away topic",
+            featured=MONDAY,
+            vector=[0.0, 0.0, 1.0],
         ),
     }
     liked = add_paper(conn, "2401.00001", "Old favourite", featured=None, vector=[1.0, 0.0, 0.0])
@@ -57,7 +76,9 @@ def _personal_setup(conn):
     follow(conn, uid, "author", "yann lecun")
     follow(conn, uid, "category", "cs.CL")
     upvote(conn, uid, liked)
-    sid = add_subscriber(conn, "reader@example.org", user_id=uid, searches=("speculative decoding",))
+    sid = add_subscriber(
+        conn, "reader@example.org", user_id=uid, searches=("speculative decoding",)
+    )
     plain = add_subscriber(conn, "plain@example.org")
     return trending, ids, sid, plain
 
@@ -88,7 +109,7 @@ def test_for_you_items_carry_reasons(engine, settings):
 
 def test_digest_message_headers_links_and_parts(engine, settings):
     with db.transaction(engine) as conn:
-        _, ids, sid, _ = _personal_setup(conn)
+        _, _ids, sid, _ = _personal_setup(conn)
     with Sink() as sink:
         s = smtp_settings(settings, sink.port)
         report = send_edition(engine, s, Edition("daily", MONDAY))
@@ -165,7 +186,13 @@ def test_never_the_same_paper_twice_and_no_empty_issue(engine, settings):
         with db.transaction(engine) as conn:
             conn.execute(text("UPDATE subscribers SET frequency = 'weekly'"))
         assert send_edition(engine, s, Edition("weekly", SUNDAY)).sent == 1
-        body = sink.handler.messages[1].parse().get_body(("plain",)).get_content().replace("\r\n", "\n")
+        body = (
+            sink.handler.messages[1]
+            .parse()
+            .get_body(("plain",))
+            .get_content()
+            .replace("\r\n", "\n")
+        )
         assert "Paper 0\n" not in body and "Paper 1\n" not in body and "Paper 2\n" in body
         # A later weekly edition over the same days has nothing new: no empty issue is sent.
         report = send_edition(engine, s, Edition("weekly", SUNDAY + dt.timedelta(days=1)))

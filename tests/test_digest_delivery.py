@@ -15,14 +15,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from digest_support import MONDAY, add_paper, add_subscriber, smtp_settings, subscriber
-from smtp_sink import Sink, SinkHandler, free_port
 from sqlalchemy import select
 
+from digest_support import MONDAY, add_paper, add_subscriber, smtp_settings, subscriber
 from paperfeed import db
 from paperfeed.digest import Edition
 from paperfeed.digest_send import send_edition
 from paperfeed.models import DigestSend
+from smtp_sink import Sink, SinkHandler, free_port
 
 EDITION = Edition("daily", MONDAY)
 
@@ -53,9 +53,7 @@ def test_permanent_refusal_counts_bounces_then_marks_bouncing(engine, settings):
         with db.read(engine) as conn:
             bad = subscriber(conn, "r001@example.org")
             assert (bad.status, bad.bounce_count) == ("active", 1)
-            row = conn.execute(
-                select(DigestSend).where(DigestSend.subscriber_id == bad.id)
-            ).one()
+            row = conn.execute(select(DigestSend).where(DigestSend.subscriber_id == bad.id)).one()
             assert row.status == "bounced" and "550" in row.error
         with db.transaction(engine) as conn:
             for day in (7, 8):
@@ -142,9 +140,19 @@ def _sender(settings, port: int, **env: str) -> subprocess.Popen:
         **env,
     }
     return subprocess.Popen(
-        [sys.executable, "-c", "from paperfeed.cli import main; main()", "digest", "send",
-         "--edition", MONDAY.isoformat()],
-        env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-c",
+            "from paperfeed.cli import main; main()",
+            "digest",
+            "send",
+            "--edition",
+            MONDAY.isoformat(),
+        ],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -171,9 +179,10 @@ def test_killed_sender_then_rerun_sends_each_remaining_once(file_db):
         first = len(handler.messages)
         assert 12 <= first < 40
         with db.read(engine) as conn:  # the dead process still holds its claim
-            assert conn.execute(
-                select(DigestSend).where(DigestSend.claimed_by.is_not(None))
-            ).first() is not None
+            assert (
+                conn.execute(select(DigestSend).where(DigestSend.claimed_by.is_not(None))).first()
+                is not None
+            )
         rerun = _sender(settings, sink.port)
         out, _ = rerun.communicate(timeout=120)
         assert rerun.returncode == 0, out

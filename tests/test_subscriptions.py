@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from sqlalchemy import select
+
 from digest_support import (
     MONDAY,
     TOKEN_IN_URL,
@@ -13,14 +16,11 @@ from digest_support import (
     smtp_settings,
     subscriber,
 )
-from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from smtp_sink import Sink
-from sqlalchemy import select
-
 from paperfeed import db, mail, subscriptions
 from paperfeed.digest import Edition
 from paperfeed.digest_send import send_edition
 from paperfeed.models import Feedback
+from smtp_sink import Sink
 
 
 def _subscribe(engine, settings, address):
@@ -144,16 +144,23 @@ def test_manage_preferences_validates(engine, settings):
         sid = add_subscriber(conn, "m@example.org")
     token = subscriptions.subscriber_token(settings, "manage", sid, "m@example.org")
     good = {
-        "frequency": "weekly", "delivery_hour": 7, "timezone": "Europe/Paris",
-        "sections": ["for_you"], "saved_searches": ["speculative decoding", " ", "rlhf"],
+        "frequency": "weekly",
+        "delivery_hour": 7,
+        "timezone": "Europe/Paris",
+        "sections": ["for_you"],
+        "saved_searches": ["speculative decoding", " ", "rlhf"],
     }
     with db.transaction(engine) as conn:
         prefs = subscriptions.update_preferences(conn, settings, token, **good)
     assert (prefs.frequency, prefs.delivery_hour, prefs.timezone) == ("weekly", 7, "Europe/Paris")
     assert prefs.saved_searches == ["speculative decoding", "rlhf"]
     for bad in (
-        {"frequency": "hourly"}, {"delivery_hour": 24}, {"timezone": "Mars/Olympus"},
-        {"sections": []}, {"sections": ["ads"]}, {"saved_searches": ["x" * 201]},
+        {"frequency": "hourly"},
+        {"delivery_hour": 24},
+        {"timezone": "Mars/Olympus"},
+        {"sections": []},
+        {"sections": ["ads"]},
+        {"saved_searches": ["x" * 201]},
     ):
         with db.transaction(engine) as conn, pytest.raises(subscriptions.InvalidInput):
             subscriptions.update_preferences(conn, settings, token, **(good | bad))
@@ -168,7 +175,9 @@ def test_unsubscribe_and_feedback_tokens(engine, settings):
     fb = subscriptions.feedback_token(settings, sid, pid, -1)
     with db.transaction(engine) as conn:
         result = subscriptions.record_feedback(conn, settings, fb)
-        subscriptions.record_feedback(conn, settings, subscriptions.feedback_token(settings, sid, pid, 1))
+        subscriptions.record_feedback(
+            conn, settings, subscriptions.feedback_token(settings, sid, pid, 1)
+        )
     assert (result.arxiv_id, result.signal) == ("2405.00009", -1)
     with db.read(engine) as conn:
         assert conn.execute(select(Feedback.signal)).scalars().all() == [1]  # last click wins

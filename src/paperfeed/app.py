@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from paperfeed import db
 from paperfeed.config import Settings
-from paperfeed.web import errors, pages, security
+from paperfeed.web import digest_routes, errors, pages, security
 from paperfeed.web.deps import make_templates
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -43,6 +43,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     errors.install(app)
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
     app.include_router(pages.router)
+    app.include_router(digest_routes.router)
     # Keep last: its /papers/{arxiv_id:path} route would shadow any /papers/<word> route after it.
     app.include_router(pages.paper_router)
     return app
