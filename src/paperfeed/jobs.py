@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
@@ -53,7 +54,17 @@ class DigestJobs:
     send: TaskWrapper
 
 
-def register(huey: Huey, settings: Settings, engine: Engine, senders: int = 1) -> DigestJobs:
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def register(
+    huey: Huey,
+    settings: Settings,
+    engine: Engine,
+    senders: int = 1,
+    clock: Callable[[], dt.datetime] = _utcnow,
+) -> DigestJobs:
     """Register the digest tasks on `huey`; each pending edition gets `senders` send jobs."""
 
     @huey.task(name="digest.send")
@@ -64,9 +75,8 @@ def register(huey: Huey, settings: Settings, engine: Engine, senders: int = 1) -
 
     @huey.periodic_task(crontab(minute=TICK_MINUTES), name="digest.tick")
     def tick() -> list[str]:
-        now = dt.datetime.now(dt.UTC)
         with db.transaction(engine) as conn:
-            plan_due(conn, now)
+            plan_due(conn, clock())
         with db.read(engine) as conn:
             editions = pending_editions(conn)
         # Several send jobs per edition share it through row claims: no message goes twice.
