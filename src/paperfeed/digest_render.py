@@ -18,7 +18,7 @@ from urllib.parse import quote
 from paperfeed import mail
 from paperfeed.config import Settings
 from paperfeed.digest import EditionData, Item, Profile
-from paperfeed.subscriptions import feedback_token, link, subscriber_token
+from paperfeed.subscriptions import FeedbackSigner, link, subscriber_token
 
 PLACEHOLDER = re.compile(r"@@PF(UNSUB|MANAGE|FB([+-])(\d+))@@")
 RENDER_CACHE_LIMIT = 4096  # distinct selections kept rendered; beyond that the cache restarts
@@ -52,6 +52,7 @@ class Renderer:
         self.host = mail.message_id_domain(settings)
         self.list_id = f"{settings.site_name} {data.edition.frequency} digest".replace('"', "")
         self._cache: dict[tuple[Item, ...], tuple[str, str, str]] = {}
+        self.feedback = FeedbackSigner(settings)
 
     def message_id(self, subscriber_id: int) -> str:
         """Stable per (subscriber, edition): a resend after a crash carries the same id."""
@@ -102,14 +103,16 @@ class Renderer:
         s, sid = self.settings, profile.subscriber_id
         unsub = subscriber_token(s, "unsubscribe", sid, profile.email)
         manage = subscriber_token(s, "manage", sid, profile.email)
+        self.feedback.start_message()
+        tokens: dict[str, str] = {"UNSUB": unsub, "MANAGE": manage}
 
         def fill(match: re.Match[str]) -> str:
             kind = match.group(1)
-            if kind == "UNSUB":
-                return unsub
-            if kind == "MANAGE":
-                return manage
-            return feedback_token(s, sid, int(match.group(3)), 1 if match.group(2) == "+" else -1)
+            token = tokens.get(kind)
+            if token is None:  # a feedback link: each signed once, used in both parts
+                signal = 1 if match.group(2) == "+" else -1
+                token = tokens[kind] = self.feedback.token(sid, int(match.group(3)), signal)
+            return token
 
         text_part = _qp(PLACEHOLDER.sub(fill, text_body))
         html_part = _qp(PLACEHOLDER.sub(fill, html_body))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hmac
 import re
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode, int_to_bytes
 from sqlalchemy import Connection, delete, insert, select, text, update
 
 from paperfeed import mail
@@ -93,6 +95,30 @@ def subscriber_token(settings: Settings, purpose: str, subscriber_id: int, email
 
 def feedback_token(settings: Settings, subscriber_id: int, paper_id: int, signal: int) -> str:
     return make_token(settings, "feedback", [subscriber_id, paper_id, signal])
+
+
+class FeedbackSigner:
+    """Mints feedback tokens in bulk (~20 per digest): the bytes `make_token` would produce.
+
+    Payloads of three small ints are never zlib-compressed by itsdangerous (too short), so the
+    token is base64(compact JSON) . base64(timestamp) . base64(HMAC(derived key, both)); the
+    derived key and the timestamp are computed once instead of once per link.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        signer = _signer(settings.secret_key, "feedback")
+        self._key = signer.derive_key()
+        self._digest = signer.digest_method
+        self._stamp = b""
+
+    def start_message(self) -> None:
+        """Take the current time as the timestamp of the next tokens."""
+        self._stamp = b"." + base64_encode(int_to_bytes(int(time.time())))
+
+    def token(self, subscriber_id: int, paper_id: int, signal: int) -> str:
+        value = base64_encode(f"[{subscriber_id},{paper_id},{signal}]".encode()) + self._stamp
+        mac = hmac.new(self._key, value, self._digest).digest()
+        return (value + b"." + base64_encode(mac)).decode()
 
 
 def link(settings: Settings, path: str) -> str:
