@@ -186,7 +186,8 @@ def main() -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+    assert sink.stdout is not None
+    assert sink.stdout.readline().strip() == "ready"
     env = os.environ | {
         "PAPERFEED_DATABASE_URL": url,
         "PAPERFEED_DATA_DIR": str(work / "data"),
@@ -212,10 +213,15 @@ def main() -> None:
     ]
     outputs = [p.communicate()[0].strip() for p in senders]
     elapsed = time.monotonic() - start
-    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # largest child
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the senders: reaped, sink not yet
+    rss_mb = usage.ru_maxrss / 1024  # the largest sender
+    sender_cpu = usage.ru_utime + usage.ru_stime
     time.sleep(1.0)  # let the sink flush its log
     sink.send_signal(2)
     sink.wait(10)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sink_cpu = usage.ru_utime + usage.ru_stime - sender_cpu
+    load = os.getloadavg()[0]
 
     lines = [line.split("\t") for line in log.read_text().splitlines() if line]
     per_rcpt = collections.Counter(r for _, r in lines)
@@ -235,7 +241,15 @@ def main() -> None:
     print(f"senders:            {args.senders}")
     print(f"delivered:          {len(lines)} messages in {elapsed:.1f}s")
     print(f"throughput:         {len(lines) / elapsed:.0f} messages/s end to end")
-    print(f"peak RSS (sender):  {rss_mb:.0f} MiB (largest child process, sink included)")
+    print(f"peak RSS (sender):  {rss_mb:.0f} MiB (largest sender process)")
+    n = max(len(lines), 1)
+    per_msg = (sender_cpu + sink_cpu) / n * 1000
+    print(
+        f"CPU per message:    sender {sender_cpu / n * 1000:.2f} ms, "
+        f"sink {sink_cpu / n * 1000:.2f} ms"
+    )
+    print(f"CPU-bound ceiling:  {2000 / per_msg:.0f} messages/s on 2 otherwise idle cores")
+    print(f"load average:       {load:.1f} (machine shared with other work while measuring)")
     print(f"duplicates:         {duplicates}")
     print(f"missing:            {missing}")
     print(f"digest_sends:       {statuses}")

@@ -112,3 +112,35 @@ def test_sqlite_huey_is_the_default(settings):
     assert (settings.data_dir / "queue.db").exists()
     with pytest.raises(ValueError, match="QUEUE_URL"):
         make_huey(settings.model_copy(update={"queue_url": "amqp://x"}))
+
+
+def test_cli_subscribe_confirm_and_send(tmp_path, settings, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    with db.transaction(engine) as conn:
+        add_paper(conn, "2405.00001", "Monday paper", featured=MONDAY, upvotes=1)
+    monkeypatch.setenv("PAPERFEED_DATABASE_URL", url)
+    monkeypatch.setenv("PAPERFEED_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("PAPERFEED_SECRET_KEY", settings.secret_key)
+    runner = CliRunner()
+    assert runner.invoke(app, ["digest", "subscribe", "cli@example.org"]).exit_code == 0
+    assert len(mail.list_outbox(settings)) == 1  # default backend: the local outbox
+    body = mail.read_outbox(settings, 1).get_body(("plain",)).get_content()
+    token = body.split("/subscribe/confirm/")[1].split()[0]
+    assert runner.invoke(app, ["digest", "confirm", token + "x"]).exit_code == 1
+    assert runner.invoke(app, ["digest", "confirm", token]).exit_code == 0
+    dry = runner.invoke(app, ["digest", "send", "--edition", "2024-05-06", "--dry-run"])
+    assert dry.exit_code == 0 and "cli@example.org: 1 papers" in dry.output
+    assert "[trending] 2405.00001 Monday paper" in dry.output
+    assert len(mail.list_outbox(settings)) == 1  # dry run sent nothing
+    weekend = runner.invoke(app, ["digest", "send", "--edition", "2024-05-11"])
+    assert weekend.exit_code == 0 and "no daily:2024-05-11 edition" in weekend.output
+    sent = runner.invoke(app, ["digest", "send", "--edition", "2024-05-06"])
+    assert sent.exit_code == 0 and "sent 1," in sent.output
+    again = runner.invoke(app, ["digest", "send", "--edition", "2024-05-06"])
+    assert again.exit_code == 0 and "sent 0," in again.output
+    assert len(mail.list_outbox(settings)) == 2
+    bad = runner.invoke(app, ["digest", "send", "--edition", "May 6"])
+    assert bad.exit_code == 2
+    engine.dispose()
