@@ -13,14 +13,17 @@ import email.utils
 import hashlib
 import re
 from email.header import Header
+from typing import Any
 from urllib.parse import quote
 
 from paperfeed import mail
 from paperfeed.config import Settings
 from paperfeed.digest import EditionData, Item, Profile
-from paperfeed.subscriptions import FeedbackSigner, link, subscriber_token
+from paperfeed.subscriptions import BulkSigner, link
 
 PLACEHOLDER = re.compile(r"@@PF(UNSUB|MANAGE|FB([+-])(\d+))@@")
+FOR_YOU_SLOT = "@@PFSLOT_FOR_YOU@@"  # where the cards go in the rendered frame
+TRENDING_SLOT = "@@PFSLOT_TRENDING@@"
 RENDER_CACHE_LIMIT = 4096  # distinct selections kept rendered; beyond that the cache restarts
 
 
@@ -46,52 +49,85 @@ class Renderer:
         env = mail.templates()
         self.html = env.get_template("digest.html")
         self.text = env.get_template("digest.txt")
+        self.html_cards: Any = env.get_template("_cards.html").module  # its macros
+        self.text_cards: Any = env.get_template("_cards.txt").module
+        self._cards: dict[tuple[int, str], tuple[str, str]] = {}
+        self._frames: dict[tuple[bool, bool], tuple[str, str]] = {}
         name, address = email.utils.parseaddr(settings.mail_from)
         self.from_header = email.utils.formataddr((name, address or "noreply@localhost"), "utf-8")
         self.mailto = settings.digest_unsubscribe_mailto or address or "noreply@localhost"
         self.host = mail.message_id_domain(settings)
         self.list_id = f"{settings.site_name} {data.edition.frequency} digest".replace('"', "")
         self._cache: dict[tuple[Item, ...], tuple[str, str, str]] = {}
-        self.feedback = FeedbackSigner(settings)
+        self.signer = BulkSigner(settings)
 
     def message_id(self, subscriber_id: int) -> str:
         """Stable per (subscriber, edition): a resend after a crash carries the same id."""
         ed = self.data.edition
         return f"digest.{ed.frequency}.{ed.date:%Y%m%d}.{subscriber_id}@{self.host}"
 
-    def _render(self, items: tuple[Item, ...]) -> tuple[str, str, str]:
-        cached = self._cache.get(items)
-        if cached is not None:
-            return cached
-        base = self.settings.base_url.rstrip("/")
-
-        def entry(item: Item) -> dict[str, object]:
+    def _card(self, item: Item) -> tuple[str, str]:
+        """(text, HTML) of one paper with its reason, rendered once per edition."""
+        key = (item.paper_id, item.reason)
+        card = self._cards.get(key)
+        if card is None:
+            base = self.settings.base_url.rstrip("/")
             paper = self.data.by_id[item.paper_id]
-            return {
+            entry = {
                 "paper": paper,
                 "reason": item.reason[:1].upper() + item.reason[1:],
                 "url": f"{base}/papers/{paper.arxiv_id}",
                 "more_url": f"{base}/digest/feedback/@@PFFB+{paper.id}@@",
                 "less_url": f"{base}/digest/feedback/@@PFFB-{paper.id}@@",
             }
+            card = self._cards[key] = (
+                str(self.text_cards.card(entry)),
+                str(self.html_cards.card(entry)),
+            )
+        return card
 
-        ed = self.data.edition
-        ctx = {
-            "settings": self.settings,
-            "edition": ed,
-            "label": ed.label(),
-            "for_you": [entry(i) for i in items if i.section == "for_you"],
-            "trending": [entry(i) for i in items if i.section == "trending"],
-            "unsubscribe_url": f"{base}/unsubscribe/@@PFUNSUB@@",
-            "manage_url": f"{base}/subscribe/manage/@@PFMANAGE@@",
-            "home_url": base + "/",
-        }
-        count = len(items)
+    def _frame(self, for_you: bool, trending: bool) -> tuple[str, str]:
+        """(text, HTML) of the message around the cards, one per section combination."""
+        key = (for_you, trending)
+        frame = self._frames.get(key)
+        if frame is None:
+            base = self.settings.base_url.rstrip("/")
+            ed = self.data.edition
+            ctx = {
+                "settings": self.settings,
+                "edition": ed,
+                "label": ed.label(),
+                "for_you": for_you,
+                "trending": trending,
+                "for_you_cards": FOR_YOU_SLOT,
+                "trending_cards": TRENDING_SLOT,
+                "unsubscribe_url": f"{base}/unsubscribe/@@PFUNSUB@@",
+                "manage_url": f"{base}/subscribe/manage/@@PFMANAGE@@",
+                "home_url": base + "/",
+            }
+            frame = self._frames[key] = (self.text.render(ctx), self.html.render(ctx))
+        return frame
+
+    def _render(self, items: tuple[Item, ...]) -> tuple[str, str, str]:
+        """(subject, text, HTML) with link placeholders: templates run per card, not per person."""
+        cached = self._cache.get(items)
+        if cached is not None:
+            return cached
+        for_you = [self._card(i) for i in items if i.section == "for_you"]
+        trending = [self._card(i) for i in items if i.section == "trending"]
+        text_frame, html_frame = self._frame(bool(for_you), bool(trending))
+        text_body = text_frame.replace(FOR_YOU_SLOT, "".join(c[0] for c in for_you)).replace(
+            TRENDING_SLOT, "".join(c[0] for c in trending)
+        )
+        html_body = html_frame.replace(FOR_YOU_SLOT, "".join(c[1] for c in for_you)).replace(
+            TRENDING_SLOT, "".join(c[1] for c in trending)
+        )
+        ed, count = self.data.edition, len(items)
         subject = (
             f"{self.settings.site_name} {ed.frequency} digest, {ed.label()}: "
             f"{count} paper{'s' if count != 1 else ''}"
         )
-        rendered = (_header_value(subject), self.text.render(ctx), self.html.render(ctx))
+        rendered = (_header_value(subject), text_body, html_body)
         if len(self._cache) >= RENDER_CACHE_LIMIT:
             self._cache.clear()
         self._cache[items] = rendered
@@ -101,9 +137,10 @@ class Renderer:
         """The complete message for one subscriber, ready for SMTP (CRLF, 7-bit)."""
         subject, text_body, html_body = self._render(tuple(items))
         s, sid = self.settings, profile.subscriber_id
-        unsub = subscriber_token(s, "unsubscribe", sid, profile.email)
-        manage = subscriber_token(s, "manage", sid, profile.email)
-        self.feedback.start_message()
+        signer = self.signer
+        signer.start_message()
+        unsub = signer.subscriber("unsubscribe", sid, profile.email)
+        manage = signer.subscriber("manage", sid, profile.email)
         tokens: dict[str, str] = {"UNSUB": unsub, "MANAGE": manage}
 
         def fill(match: re.Match[str]) -> str:
@@ -111,7 +148,7 @@ class Renderer:
             token = tokens.get(kind)
             if token is None:  # a feedback link: each signed once, used in both parts
                 signal = 1 if match.group(2) == "+" else -1
-                token = tokens[kind] = self.feedback.token(sid, int(match.group(3)), signal)
+                token = tokens[kind] = signer.feedback(sid, int(match.group(3)), signal)
             return token
 
         text_part = _qp(PLACEHOLDER.sub(fill, text_body))
