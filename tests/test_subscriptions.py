@@ -191,3 +191,17 @@ def test_unsubscribe_and_feedback_tokens(engine, settings):
             assert subscriptions.unsubscribe(conn, settings, unsub) == "u@example.org"
     with db.read(engine) as conn:
         assert subscriber(conn, "u@example.org").status == "unsubscribed"
+
+
+def test_bulk_signer_tokens_are_ordinary_signed_tokens(settings):
+    signer = subscriptions.BulkSigner(settings)
+    signer.start_message()
+    assert signer.feedback(12, 345, -1) == subscriptions.make_token(
+        settings, "feedback", [12, 345, -1]
+    )
+    for email in ("o'brien+x@example.org", "a" * 60 + "@" + "a" * 40 + ".org"):  # escapes, zlib
+        for purpose in ("unsubscribe", "manage"):
+            token = signer.subscriber(purpose, 7, email)
+            assert subscriptions.read_token(settings, purpose, token)[0] == [7, email]
+            with pytest.raises(subscriptions.TokenError):
+                subscriptions.read_token(settings, "confirm", token)
