@@ -367,7 +367,7 @@ def load_profiles(conn: Connection, data: EditionData, subscriber_ids: list[int]
 class VectorCache:
     """Unit vectors of liked papers (which may lie outside the edition), bounded in memory."""
 
-    def __init__(self, model: str | None, limit: int = 200_000) -> None:
+    def __init__(self, model: str | None, limit: int = 50_000) -> None:  # ~75 MB at 384-d
         self.model = model
         self.limit = limit
         self._vectors: dict[int, np.ndarray | None] = {}
