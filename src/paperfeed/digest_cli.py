@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import signal
 from collections.abc import Callable
 
@@ -166,6 +167,7 @@ def worker(
     """Run the job queue: the digest schedule every 10 minutes and the send jobs it enqueues."""
     from paperfeed.jobs import run_worker
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = get_settings()
     run_worker(settings, _engine(settings), workers=workers)
 
