@@ -216,9 +216,14 @@ def main() -> None:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the senders: reaped, sink not yet
     rss_mb = usage.ru_maxrss / 1024  # the largest sender
     sender_cpu = usage.ru_utime + usage.ru_stime
+    print(f"senders finished in {elapsed:.1f}s; peak RSS {rss_mb:.0f} MiB", flush=True)
     time.sleep(1.0)  # let the sink flush its log
     sink.send_signal(2)
-    sink.wait(10)
+    try:
+        sink.wait(120)  # a loaded machine can take a while to stop the event loop
+    except subprocess.TimeoutExpired:
+        sink.kill()  # its log is flushed twice a second: nothing accepted is lost
+        sink.wait()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     sink_cpu = usage.ru_utime + usage.ru_stime - sender_cpu
     load = os.getloadavg()[0]

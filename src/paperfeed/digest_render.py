@@ -24,7 +24,7 @@ from paperfeed.subscriptions import BulkSigner, link
 PLACEHOLDER = re.compile(r"@@PF(UNSUB|MANAGE|FB([+-])(\d+))@@")
 FOR_YOU_SLOT = "@@PFSLOT_FOR_YOU@@"  # where the cards go in the rendered frame
 TRENDING_SLOT = "@@PFSLOT_TRENDING@@"
-RENDER_CACHE_LIMIT = 4096  # distinct selections kept rendered; beyond that the cache restarts
+RENDER_CACHE_LIMIT = 512  # distinct selections kept rendered (~20 KB each); then it restarts
 
 
 def _header_value(value: str) -> str:
