@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     smtp_password: str = ""
     smtp_tls: str = "none"  # "none" | "starttls" | "tls"
 
+    # Search (see README ## Search)
+    search_semantic: bool = True  # False = keyword-only search; no model is loaded
+    search_max_tokens: int = 256  # embedding truncation (MiniLM-L6 was trained at 256 word pieces)
+    search_embed_batch: int = 8  # texts per ONNX run; bigger batches only add padding + memory
+    search_threads: int = 0  # onnxruntime/faiss threads; 0 = all cores
+    search_exact_max: int = 200_000  # above this many vectors, use faiss IVF-SQ8 instead of exact
+    search_ivf_nprobe: int = 32  # IVF cells visited per query (recall vs latency)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
