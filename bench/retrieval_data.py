@@ -77,8 +77,10 @@ def doc_embeddings(ds: Dataset, max_tokens: int = 256) -> np.ndarray:
     start = time.perf_counter()
     vecs = emb.embed(texts, batch_size=8, bucketed=True)
     secs = time.perf_counter() - start
-    print(f"  embedded {len(texts)} {ds.name} docs @{max_tokens} in {secs:.0f}s "
-          f"({len(texts) / secs:.1f} docs/s)")
+    print(
+        f"  embedded {len(texts)} {ds.name} docs @{max_tokens} in {secs:.0f}s "
+        f"({len(texts) / secs:.1f} docs/s)"
+    )
     OUT.mkdir(exist_ok=True)
     np.save(path, vecs)
     return vecs

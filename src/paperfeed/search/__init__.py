@@ -9,7 +9,7 @@ Stable API for the rest of paperfeed:
 
 from paperfeed.search.indexing import IndexBusyError, IndexReport, index_pending
 from paperfeed.search.query import ParsedQuery, parse_query
-from paperfeed.search.service import SearchHit, SearchPage, search, similar
+from paperfeed.search.service import SearchHit, SearchPage, is_indexed, search, similar
 
 __all__ = [
     "IndexBusyError",
@@ -18,6 +18,7 @@ __all__ = [
     "SearchHit",
     "SearchPage",
     "index_pending",
+    "is_indexed",
     "parse_query",
     "search",
     "similar",

@@ -255,6 +255,7 @@ def index_pending(
         if settings.search_semantic:
             _embed(engine, settings, report, progress)
             _sync_vectors(engine, settings, report, progress)
-        if report.keyword_updated or report.keyword_deleted or report.vectors_rebuilt:
+        changed = report.keyword_updated or report.keyword_deleted or report.vectors_rebuilt
+        if changed or not (store.search_dir(settings) / "GENERATION").exists():
             store.bump_generation(settings)
     return report

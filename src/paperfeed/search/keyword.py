@@ -280,22 +280,28 @@ class TantivyBackend:
             d.add_integer("day", doc.published.toordinal())
         return d
 
+    def _delete_query(self, paper_ids: list[int]) -> tantivy.Query:
+        # By query: delete_documents_by_term would build a signed-integer term that never
+        # matches the unsigned id field.
+        return tantivy.Query.term_set_query(self.schema, "id", paper_ids)
+
     def upsert(self, docs: Iterable[KeywordDoc]) -> int:
         """Replace these papers' documents; one commit for the batch."""
+        batch = list(docs)
+        if not batch:
+            return 0
         writer = self.index.writer(heap_size=64_000_000, num_threads=1)
-        n = 0
         try:
-            for doc in docs:
-                writer.delete_documents_by_term("id", doc.paper_id)
+            writer.delete_documents_by_query(self._delete_query([d.paper_id for d in batch]))
+            for doc in batch:
                 writer.add_document(self._document(doc))
-                n += 1
             writer.commit()
             writer.wait_merging_threads()
         except BaseException:
             writer.rollback()
             raise
         self.index.reload()
-        return n
+        return len(batch)
 
     def clear(self) -> None:
         """Remove every document (the next sync re-adds the whole catalog)."""
@@ -307,9 +313,11 @@ class TantivyBackend:
         self.fresh = True
 
     def delete(self, paper_ids: Iterable[int]) -> None:
+        ids = list(paper_ids)
+        if not ids:
+            return
         writer = self.index.writer(heap_size=15_000_000, num_threads=1)
-        for pid in paper_ids:
-            writer.delete_documents_by_term("id", pid)
+        writer.delete_documents_by_query(self._delete_query(ids))
         writer.commit()
         writer.wait_merging_threads()
         self.index.reload()

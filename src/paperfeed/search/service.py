@@ -55,6 +55,11 @@ class SearchPage:
         return self.offset + len(self.hits) < self.total and self.offset + self.limit < MAX_OFFSET
 
 
+def is_indexed(settings: Settings) -> bool:
+    """Whether `paperfeed index` has published indexes under settings.data_dir."""
+    return (store.search_dir(settings) / "GENERATION").exists()
+
+
 def _exact_id(raw: str) -> str | None:
     try:
         return parse_arxiv_id(raw.strip())[0]
