@@ -37,3 +37,18 @@ def engine(settings: Settings) -> Iterator[Engine]:
     db.upgrade(eng)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine):
+    from paperfeed.app import create_app
+
+    return create_app(settings, engine)
+
+
+@pytest.fixture
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, base_url="http://testserver") as c:
+        yield c

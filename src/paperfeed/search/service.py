@@ -197,6 +197,8 @@ def search(
 def similar(conn: Connection, settings: Settings, paper_id: int, k: int = 10) -> list[SearchHit]:
     """The k nearest papers to this one in the vector index (never itself, never hidden)."""
     k = max(1, min(int(k), MAX_LIMIT))
+    if not is_indexed(settings):
+        return []
     row = conn.execute(select(Embedding.vector).where(Embedding.paper_id == paper_id)).first()
     index = store.handles(settings).vectors.get()
     if row is None or index is None:

@@ -1,0 +1,56 @@
+"""create_app(settings): the ASGI application (HTML pages and JSON API over one catalog)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+
+from paperfeed import db
+from paperfeed.config import Settings
+from paperfeed.web import errors, pages, search_routes, security
+from paperfeed.web.deps import make_templates
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+
+
+class CachedStatic(StaticFiles):
+    """Static assets with a long cache lifetime (URLs carry a version query string)."""
+
+    async def get_response(self, path, scope):  # type: ignore[no-untyped-def]
+        response = await super().get_response(path, scope)
+        if response.status_code == 200:
+            response.headers["Cache-Control"] = "public, max-age=604800"
+        return response
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    """Build the app; refuses an unmigrated database with the command that fixes it."""
+    engine = engine or db.make_engine(settings.database_url)
+    db.check_migrated(engine)
+    app = FastAPI(
+        title=settings.site_name,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.templates = make_templates(settings)
+    security.install(app, settings)
+    errors.install(app)
+    app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
+    app.include_router(pages.router)
+    app.include_router(search_routes.router)
+    # Keep last: its /papers/{arxiv_id:path} route would shadow any /papers/<word> route after it.
+    app.include_router(pages.paper_router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn/gunicorn workers: settings from PAPERFEED_* variables."""
+    from paperfeed.config import get_settings
+
+    return create_app(get_settings())

@@ -1,0 +1,384 @@
+"""The catalog: merge source records into papers, fetch one, list featured days/weeks/months."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
+
+from paperfeed.models import Paper, PaperAuthor, PaperCategory, table_of, utcnow
+from paperfeed.sources import PaperRecord, find_code_url, parse_arxiv_id
+
+papers_t = table_of(Paper)
+authors_t = table_of(PaperAuthor)
+categories_t = table_of(PaperCategory)
+
+# Fields that describe the paper itself and follow arXiv's versioning: a record for an older
+# version may fill gaps but never overwrite what a newer version said.
+BIBLIOGRAPHIC = (
+    "title",
+    "abstract",
+    "authors",
+    "categories",
+    "comments",
+    "journal_ref",
+    "doi",
+    "license",
+    "updated",
+)
+# Fields a source reports about the paper's life on paperfeed or the web: the latest report wins.
+REPORTED = ("code_url", "code_stars", "project_page", "submitted_by_name")
+# Columns compared to decide new / updated / unchanged (row timestamps excluded).
+TRACKED = (
+    *BIBLIOGRAPHIC,
+    *REPORTED,
+    "version",
+    "versions",
+    "primary_category",
+    "published",
+    "featured_date",
+    "source_upvotes",
+    "upvotes",
+    "source_comments",
+    "num_comments",
+    "extra",
+)
+
+
+@dataclass
+class UpsertStats:
+    """What a batch did to the catalog."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __iadd__(self, other: UpsertStats) -> UpsertStats:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+
+@functools.lru_cache(maxsize=65536)  # author names repeat a lot across papers
+def name_key(name: str) -> str:
+    """Author-name key for lookups: accents folded, lowercase, single spaces."""
+    if not name.isascii():
+        name = unicodedata.normalize("NFKD", name)
+        name = "".join(c for c in name if not unicodedata.combining(c))
+    return " ".join(name.lower().replace(".", ". ").split())
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _merge_versions(a: list[Any], b: list[Any]) -> list[Any]:
+    by_number = {int(v["version"]): v for v in a}
+    for v in b:
+        by_number.setdefault(int(v["version"]), v)
+    return [by_number[k] for k in sorted(by_number)]
+
+
+def _new_row(rec: PaperRecord) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "arxiv_id": rec.arxiv_id,
+        "version": rec.version or 0,
+        "versions": list(rec.versions),
+        "title": rec.title,
+        "abstract": rec.abstract or "",
+        "authors": list(rec.authors),
+        "categories": list(rec.categories),
+        "primary_category": rec.categories[0] if rec.categories else None,
+        "published": rec.published,
+        "updated": rec.updated,
+        "comments": rec.comments,
+        "journal_ref": rec.journal_ref,
+        "doi": rec.doi,
+        "license": rec.license,
+        "code_url": rec.code_url or find_code_url(rec.abstract, rec.comments),
+        "code_stars": rec.code_stars,
+        "project_page": rec.project_page,
+        "featured_date": rec.featured_date,
+        "submitted_by_name": rec.submitted_by_name,
+        "source_upvotes": rec.upvotes or 0,
+        "upvotes": rec.upvotes or 0,
+        "source_comments": rec.num_comments or 0,
+        "num_comments": rec.num_comments or 0,
+        "extra": dict(rec.extra),
+        "source": rec.source,
+    }
+    return row
+
+
+def _merged_row(cur: dict[str, Any], rec: PaperRecord) -> dict[str, Any]:
+    """Apply a record to the current row: newer versions win, older ones only fill gaps."""
+    row = dict(cur)
+    v_in, v_cur = rec.version or 0, cur["version"] or 0
+    # An unversioned record (HF, our JSONL) is authoritative only over unversioned data.
+    authoritative = v_in > v_cur or (v_in == v_cur and (v_in > 0 or v_cur == 0))
+    incoming = _new_row(rec)
+    for key in BIBLIOGRAPHIC:
+        value = incoming[key]
+        if _is_empty(value):
+            continue
+        if authoritative or _is_empty(row[key]):
+            row[key] = value
+    row["primary_category"] = row["categories"][0] if row["categories"] else None
+    row["version"] = max(v_in, v_cur)
+    row["versions"] = _merge_versions(cur["versions"] or [], incoming["versions"])
+    if incoming["published"] and (not row["published"] or incoming["published"] < row["published"]):
+        row["published"] = incoming["published"]
+    for key in REPORTED:
+        if rec.__dict__.get(key) is not None:
+            row[key] = getattr(rec, key)
+    if not row["code_url"]:
+        row["code_url"] = find_code_url(row["abstract"], row["comments"])
+    if rec.featured_date and (not row["featured_date"] or rec.featured_date < row["featured_date"]):
+        row["featured_date"] = rec.featured_date
+    local_votes = cur["upvotes"] - cur["source_upvotes"]
+    local_comments = cur["num_comments"] - cur["source_comments"]
+    if rec.upvotes is not None:
+        row["source_upvotes"] = rec.upvotes
+    if rec.num_comments is not None:
+        row["source_comments"] = rec.num_comments
+    row["upvotes"] = row["source_upvotes"] + local_votes
+    row["num_comments"] = row["source_comments"] + local_comments
+    if rec.extra:
+        row["extra"] = {**(cur["extra"] or {}), **rec.extra}
+    return row
+
+
+def _write_side_tables(
+    conn: Connection, rows: Sequence[dict[str, Any]], *, replace: Sequence[int] = ()
+) -> None:
+    """Write the author and category rows of the given papers (ids must be set); the papers in
+    `replace` lose their old rows first."""
+    if replace:
+        conn.execute(delete(authors_t).where(authors_t.c.paper_id.in_(replace)))
+        conn.execute(delete(categories_t).where(categories_t.c.paper_id.in_(replace)))
+    author_rows = [
+        (r["id"], i, n[:300], name_key(n)[:300]) for r in rows for i, n in enumerate(r["authors"])
+    ]
+    cat_rows = [(r["id"], c) for r in rows for c in dict.fromkeys(r["categories"])]
+    # Plain DBAPI executemany: these are the bulk of an import's rows (about 6 per paper) and
+    # SQLAlchemy's per-row parameter processing would cost more than SQLite's insert itself.
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    if author_rows:
+        conn.exec_driver_sql(
+            "INSERT INTO paper_authors (paper_id, position, name, name_key) "
+            f"VALUES ({mark}, {mark}, {mark}, {mark})",
+            author_rows,
+        )
+    if cat_rows:
+        conn.exec_driver_sql(
+            f"INSERT INTO paper_categories (paper_id, category) VALUES ({mark}, {mark})", cat_rows
+        )
+
+
+def upsert_records(conn: Connection, records: Sequence[PaperRecord]) -> UpsertStats:
+    """Merge a batch of source records into the catalog; idempotent (a rerun changes nothing)."""
+    stats = UpsertStats()
+    if not records:
+        return stats
+    wanted = list(dict.fromkeys(r.arxiv_id for r in records))
+    cols = [papers_t.c.id, papers_t.c.arxiv_id, *(papers_t.c[k] for k in (*TRACKED, "source"))]
+    current: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        for found in conn.execute(select(*cols).where(papers_t.c.arxiv_id.in_(chunk))):
+            current[found.arxiv_id] = dict(found._mapping)
+    originals = {k: dict(v) for k, v in current.items()}
+    for rec in records:
+        cur = current.get(rec.arxiv_id)
+        current[rec.arxiv_id] = _new_row(rec) if cur is None else _merged_row(cur, rec)
+    now = utcnow()
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for arxiv_id in wanted:
+        row: dict[str, Any] = current[arxiv_id]
+        before = originals.get(arxiv_id)
+        if before is None:
+            inserts.append({**row, "created_at": now, "modified_at": now})
+            stats.new += 1
+        elif any(row[k] != before[k] for k in TRACKED):
+            updates.append(row)
+            stats.updated += 1
+        else:
+            stats.unchanged += 1
+    if inserts:
+        conn.execute(insert(papers_t), inserts)
+        id_of = dict(
+            conn.execute(
+                select(papers_t.c.arxiv_id, papers_t.c.id).where(
+                    papers_t.c.arxiv_id.in_([r["arxiv_id"] for r in inserts])
+                )
+            ).all()
+        )
+        for r in inserts:
+            r["id"] = id_of[r["arxiv_id"]]
+    for row in updates:
+        values = {k: row[k] for k in (*TRACKED, "source")}
+        conn.execute(
+            update(papers_t).where(papers_t.c.id == row["id"]).values(**values, modified_at=now)
+        )
+    changed_lists = [
+        r
+        for r in updates
+        if r["authors"] != originals[r["arxiv_id"]]["authors"]
+        or r["categories"] != originals[r["arxiv_id"]]["categories"]
+    ]
+    if inserts or changed_lists:
+        _write_side_tables(conn, inserts + changed_lists, replace=[r["id"] for r in changed_lists])
+    return stats
+
+
+def get_paper(conn: Connection, arxiv_id: str, *, include_hidden: bool = False) -> Row[Any] | None:
+    """One paper by arXiv id in any accepted form (version suffix, URL); None if unknown."""
+    try:
+        canonical, _ = parse_arxiv_id(arxiv_id)
+    except ValueError:
+        return None
+    query = select(papers_t).where(papers_t.c.arxiv_id == canonical)
+    if not include_hidden:
+        query = query.where(papers_t.c.hidden.is_(False))
+    return conn.execute(query).first()
+
+
+def iter_papers(conn: Connection, batch: int = 1000) -> Iterator[Row[Any]]:
+    """Every paper in id order, fetched in keyset-paginated batches (constant memory)."""
+    last = 0
+    while True:
+        rows = conn.execute(
+            select(papers_t).where(papers_t.c.id > last).order_by(papers_t.c.id).limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id
+
+
+# ---- Featured listings (the front page) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """A day, ISO week or month of the front page: [start, end] inclusive."""
+
+    kind: str  # "date" | "week" | "month"
+    start: dt.date
+    end: dt.date
+
+    @property
+    def slug(self) -> str:
+        if self.kind == "date":
+            return self.start.isoformat()
+        if self.kind == "week":
+            year, week, _ = self.start.isocalendar()
+            return f"{year}-W{week:02d}"
+        return self.start.strftime("%Y-%m")
+
+    @property
+    def path(self) -> str:
+        return f"/papers/{self.kind}/{self.slug}"
+
+    @classmethod
+    def containing(cls, kind: str, day: dt.date) -> Period:
+        if kind == "date":
+            return cls("date", day, day)
+        if kind == "week":
+            start = day - dt.timedelta(days=day.weekday())
+            return cls("week", start, start + dt.timedelta(days=6))
+        start = day.replace(day=1)
+        next_month = (start + dt.timedelta(days=32)).replace(day=1)
+        return cls("month", start, next_month - dt.timedelta(days=1))
+
+    @classmethod
+    def parse(cls, kind: str, slug: str) -> Period:
+        """'2024-05-27' / '2024-W22' / '2024-05' -> Period; ValueError on nonsense."""
+        if kind == "date":
+            return cls.containing("date", dt.date.fromisoformat(slug))
+        if kind == "week":
+            year, _, week = slug.partition("-W")
+            return cls.containing("week", dt.date.fromisocalendar(int(year), int(week), 1))
+        if kind == "month":
+            year, _, month = slug.partition("-")
+            if len(year) != 4 or len(month) != 2:
+                raise ValueError(slug)
+            return cls.containing("month", dt.date(int(year), int(month), 1))
+        raise ValueError(kind)
+
+
+def _visible_featured() -> Any:
+    return (papers_t.c.featured_date.is_not(None)) & (papers_t.c.hidden.is_(False))
+
+
+def latest_featured_date(conn: Connection) -> dt.date | None:
+    return conn.execute(
+        select(func.max(papers_t.c.featured_date)).where(_visible_featured())
+    ).scalar()
+
+
+# What a card shows: everything but the long texts, so listings stay light at any catalog size.
+CARD_COLUMNS = tuple(
+    c for c in papers_t.c if c.name not in ("abstract", "comments", "versions", "extra")
+)
+
+
+def featured_in(
+    conn: Connection, period: Period, *, limit: int = 100, offset: int = 0
+) -> list[Row[Any]]:
+    """Papers featured in the period, most upvoted first (ties: newest submission first)."""
+    return list(
+        conn.execute(
+            select(*CARD_COLUMNS)
+            .where(_visible_featured(), papers_t.c.featured_date.between(period.start, period.end))
+            .order_by(papers_t.c.upvotes.desc(), papers_t.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+    )
+
+
+def neighbours(conn: Connection, period: Period) -> tuple[Period | None, Period | None]:
+    """The previous and next periods that have featured papers (skips weekends and gaps)."""
+    before = conn.execute(
+        select(func.max(papers_t.c.featured_date)).where(
+            _visible_featured(), papers_t.c.featured_date < period.start
+        )
+    ).scalar()
+    after = conn.execute(
+        select(func.min(papers_t.c.featured_date)).where(
+            _visible_featured(), papers_t.c.featured_date > period.end
+        )
+    ).scalar()
+    return (
+        Period.containing(period.kind, before) if before else None,
+        Period.containing(period.kind, after) if after else None,
+    )
+
+
+def bibtex(paper: Any) -> str:
+    """A BibTeX @misc entry in arXiv's own style (eprint, archivePrefix, primaryClass)."""
+    first = (paper.authors[0].split()[-1] if paper.authors else "anon").lower()
+    first = "".join(c for c in name_key(first) if c.isalnum()) or "anon"
+    year = paper.published.year if paper.published else ""
+    word = next((w.lower() for w in paper.title.split() if len(w) > 3 and w.isalpha()), "paper")
+    fields_ = {
+        "title": paper.title,
+        "author": " and ".join(paper.authors),
+        "year": str(year),
+        "eprint": paper.arxiv_id,
+        "archivePrefix": "arXiv",
+        "primaryClass": paper.primary_category or "",
+        "url": f"https://arxiv.org/abs/{paper.arxiv_id}",
+        "doi": paper.doi or "",
+    }
+    body = ",\n".join(
+        f"  {k} = {{{v.replace('{', '').replace('}', '')}}}" for k, v in fields_.items() if v
+    )
+    return f"@misc{{{first}{year}{word},\n{body}\n}}"

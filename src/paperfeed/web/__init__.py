@@ -1,0 +1,1 @@
+"""HTML routes (thin handlers), templates and static assets."""

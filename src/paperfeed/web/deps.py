@@ -1,0 +1,76 @@
+"""Typed request dependencies: settings, database connection, templates, rendering."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import Connection, Engine
+
+from paperfeed import __version__, db
+from paperfeed.config import Settings
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+
+def make_templates(settings: Settings) -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    env = templates.env
+    env.auto_reload = False  # templates ship with the package; no stat() per render
+    env.globals.update(site_name=settings.site_name, asset_version=__version__)
+    env.filters["authors_short"] = authors_short
+    env.filters["humandate"] = lambda d: d.strftime("%b %-d, %Y") if d else ""
+    return templates
+
+
+def authors_short(authors: list[str], limit: int = 6) -> str:
+    """'A, B, C, et al. (12 authors)' for cards; full list on the paper page."""
+    if len(authors) <= limit:
+        return ", ".join(authors)
+    return ", ".join(authors[:limit]) + f" et al. ({len(authors)} authors)"
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+def read_conn(request: Request) -> Iterator[Connection]:
+    """A read transaction for the request (deferred: never blocks on SQLite writers)."""
+    with db.read(request.app.state.engine) as conn:
+        yield conn
+
+
+def write_conn(request: Request) -> Iterator[Connection]:
+    """A write transaction for the request: one request, one transaction."""
+    with db.transaction(request.app.state.engine) as conn:
+        yield conn
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+ReadConn = Annotated[Connection, Depends(read_conn)]
+WriteConn = Annotated[Connection, Depends(write_conn)]
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    """Render a page with the shared context (current user, CSRF token, today)."""
+    base = {
+        "request": request,
+        "today": dt.date.today(),
+        "current_user": getattr(request.state, "user", None),
+        "csrf_token": getattr(request.state, "csrf_token", ""),
+    }
+    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+        request, template, {**base, **context}, status_code=status_code
+    )
