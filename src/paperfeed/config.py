@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     search_semantic: bool = True  # False = keyword-only search; no model is loaded
     search_max_tokens: int = 256  # embedding truncation (MiniLM-L6 was trained at 256 word pieces)
     search_embed_batch: int = 8  # texts per ONNX run; bigger batches only add padding + memory
-    search_threads: int = 0  # onnxruntime/faiss threads; 0 = all cores
+    search_threads: int = 0  # onnxruntime/faiss threads of `paperfeed index`; 0 = all cores
+    search_query_threads: int = 1  # per query: each web worker runs one; more threads only spin
     search_exact_max: int = 200_000  # above this many vectors, use faiss IVF-SQ8 instead of exact
     search_ivf_nprobe: int = 32  # IVF cells visited per query (recall vs latency)
 

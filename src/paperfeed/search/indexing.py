@@ -19,7 +19,7 @@ from paperfeed.models import Embedding, IngestState, Paper
 from paperfeed.search import store
 from paperfeed.search.embedder import DIM, get_embedder, paper_text
 from paperfeed.search.keyword import KeywordDoc
-from paperfeed.search.vectors import load_index, write_index
+from paperfeed.search.vectors import current_count, write_index
 
 KEYWORD_BATCH = 1000  # papers per keyword-index commit (and per watermark checkpoint)
 EMBED_COMMIT = 64  # papers per embeddings transaction: a crash loses at most this much work
@@ -224,12 +224,12 @@ def _sync_vectors(
 ) -> None:
     model_id = get_embedder(settings.search_max_tokens, settings.search_threads).model_id
     root = store.search_dir(settings) / "vectors"
-    current = load_index(root, settings.search_ivf_nprobe)
+    current = current_count(root)
     with db.read(engine) as conn:
         count = conn.execute(
             select(func.count()).select_from(Embedding).where(Embedding.model == model_id)
         ).scalar_one()
-        if current is not None and report.embedded == 0 and len(current) == count:
+        if current is not None and report.embedded == 0 and current == count:
             report.vectors = count
             return
         if progress:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, select
@@ -42,13 +43,14 @@ class SearchHit:
 class SearchPage:
     query: str
     hits: list[SearchHit]
-    total: int  # matching papers (keyword matches plus semantic-only ones found)
+    total: int  # fused candidates found (see total_is_lower_bound)
     offset: int
     limit: int
     mode: str = "hybrid"
     did_you_mean: str | None = None  # an arXiv id in the catalog the query seems to mean
     message: str | None = None  # why there are no results, or what was ignored
     notices: list[str] = field(default_factory=list)
+    total_is_lower_bound: bool = False  # True: at least `total` papers match
 
     @property
     def has_next(self) -> bool:
@@ -82,7 +84,8 @@ def _semantic(settings: Settings, text: str, k: int) -> list[tuple[int, float]]:
     index = store.handles(settings).vectors.get()
     if index is None or not text or not settings.search_semantic:
         return []
-    vec = get_embedder(settings.search_max_tokens, settings.search_threads).embed_query(text)
+    embedder = get_embedder(settings.search_max_tokens, settings.search_query_threads)
+    vec = embedder.embed_query(text)
     return index.search(vec, k)
 
 
@@ -150,32 +153,27 @@ def search(
     ranked = [(pid, top + 1.0) for pid in pinned] + [r for r in ranked if r[0] not in pinned]
     # Hidden (or deleted) papers may still sit in an index until the next `paperfeed index`.
     ids = [pid for pid, _ in ranked]
-    rows = (
-        {
-            r.id: r
-            for r in conn.execute(
-                select(
-                    Paper.id,
-                    Paper.arxiv_id,
-                    Paper.title,
-                    Paper.authors,
-                    Paper.abstract,
-                    Paper.upvotes,
-                    Paper.published,
-                ).where(Paper.id.in_(ids), Paper.hidden.is_(False))
-            )
-        }
+    visible = (
+        set(
+            conn.execute(
+                select(Paper.id).where(Paper.id.in_(ids), Paper.hidden.is_(False))
+            ).scalars()
+        )
         if ids
-        else {}
+        else set()
     )
-    ranked = [r for r in ranked if r[0] in rows]
-    # Exact for small result sets; for big ones, keyword matches beyond the pool are counted too.
-    page.total = max(len(ranked), kw.total if kw else 0)
+    ranked = [r for r in ranked if r[0] in visible]
+    # Candidates after fusion; a full pool means there may be more (counting them all would
+    # turn off tantivy's WAND pruning), which the page shows as "100+".
+    page.total = len(ranked)
+    page.total_is_lower_bound = bool(kw and kw.total >= pool) or len(semantic_hits) >= pool
     matched = kw.matched_terms if kw else set()
     if not kw:
         for word in [*q.terms, *q.phrases]:
             matched.update(h.keyword.analyze(word))
-    for pid, score in ranked[offset : offset + limit]:
+    shown = ranked[offset : offset + limit]
+    rows = _rows(conn, [pid for pid, _ in shown])
+    for pid, score in shown:
         r = rows[pid]
         page.hits.append(
             SearchHit(
@@ -194,6 +192,23 @@ def search(
     return page
 
 
+def _rows(conn: Connection, ids: list[int]) -> dict[int, Any]:
+    """Display fields of visible papers by id."""
+    if not ids:
+        return {}
+    cols = (
+        Paper.id,
+        Paper.arxiv_id,
+        Paper.title,
+        Paper.authors,
+        Paper.abstract,
+        Paper.upvotes,
+        Paper.published,
+    )
+    query = select(*cols).where(Paper.id.in_(ids), Paper.hidden.is_(False))
+    return {r.id: r for r in conn.execute(query)}
+
+
 def similar(conn: Connection, settings: Settings, paper_id: int, k: int = 10) -> list[SearchHit]:
     """The k nearest papers to this one in the vector index (never itself, never hidden)."""
     k = max(1, min(int(k), MAX_LIMIT))
@@ -205,25 +220,7 @@ def similar(conn: Connection, settings: Settings, paper_id: int, k: int = 10) ->
         return []
     vec = np.frombuffer(row[0], dtype=np.float32)
     neighbours = [(pid, s) for pid, s in index.search(vec, k + 10) if pid != paper_id]
-    ids = [pid for pid, _ in neighbours]
-    rows = (
-        {
-            r.id: r
-            for r in conn.execute(
-                select(
-                    Paper.id,
-                    Paper.arxiv_id,
-                    Paper.title,
-                    Paper.authors,
-                    Paper.abstract,
-                    Paper.upvotes,
-                    Paper.published,
-                ).where(Paper.id.in_(ids), Paper.hidden.is_(False))
-            )
-        }
-        if ids
-        else {}
-    )
+    rows = _rows(conn, [pid for pid, _ in neighbours])
     hits: list[SearchHit] = []
     for pid, score in neighbours:
         if pid in rows and len(hits) < k:

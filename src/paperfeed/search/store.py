@@ -57,7 +57,11 @@ def handles(settings: Settings) -> Handles:
         if h is None:
             h = Handles(
                 TantivyBackend(root / "keyword"),
-                VectorCache(root / "vectors", nprobe=settings.search_ivf_nprobe),
+                VectorCache(
+                    root / "vectors",
+                    nprobe=settings.search_ivf_nprobe,
+                    threads=settings.search_query_threads,
+                ),
                 stamp,
             )
             _HANDLES[root] = h

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +31,11 @@ class VectorIndex:
 
     generation: int
     ids: np.ndarray  # int64 paper ids, row order
-    vectors: np.ndarray  # float32 (exact) or float16 (rescoring for IVF), unit length
+    vectors: np.ndarray | None  # float16 rows for rescoring IVF candidates (memory-mapped)
     ivf: object | None = None  # faiss.IndexIVFScalarQuantizer
     nprobe: int = 32
+    flat: object | None = None  # faiss.IndexFlatIP: exact search for small catalogs
+    threads: int = 1  # OpenMP threads per query: one query per worker; more threads only spin
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -45,22 +46,25 @@ class VectorIndex:
         if n == 0 or k <= 0:
             return []
         k = min(k, n)
+        import faiss
+
+        faiss.omp_set_num_threads(self.threads)
         q = np.asarray(query, dtype=np.float32).reshape(-1)
-        if self.ivf is None:
-            scores = self.vectors @ q
-            top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
-        else:
-            self.ivf.nprobe = self.nprobe  # type: ignore[attr-defined]
-            wanted = min(n, max(k * RESCORE_FACTOR, MIN_RESCORE))
-            _, labels = self.ivf.search(q.reshape(1, -1), wanted)  # type: ignore[attr-defined]
-            cand = labels[0][labels[0] >= 0]
-            cand.sort()  # sequential reads of the memory-mapped float16 matrix
-            scores_c = np.asarray(self.vectors[cand], dtype=np.float32) @ q
-            scores = np.full(n, -np.inf, dtype=np.float32)  # only used through `top`
-            scores[cand] = scores_c
-            top = cand[np.argsort(-scores_c)[:k]]
-        top = top[np.argsort(-scores[top])]
-        return [(int(self.ids[i]), float(scores[i])) for i in top]
+        if self.flat is not None:
+            dist, labels = self.flat.search(q.reshape(1, -1), k)  # type: ignore[attr-defined]
+            return [
+                (int(self.ids[i]), float(d))
+                for d, i in zip(dist[0], labels[0], strict=True)
+                if i >= 0
+            ]
+        assert self.vectors is not None
+        self.ivf.nprobe = self.nprobe  # type: ignore[attr-defined]
+        wanted = min(n, max(k * RESCORE_FACTOR, MIN_RESCORE))
+        _, labels = self.ivf.search(q.reshape(1, -1), wanted)  # type: ignore[attr-defined]
+        cand = np.sort(labels[0][labels[0] >= 0])  # sorted: sequential reads of the mmap
+        scores = np.asarray(self.vectors[cand], dtype=np.float32) @ q
+        order = np.argsort(-scores)[:k]
+        return [(int(self.ids[cand[i]]), float(scores[i])) for i in order]
 
 
 def _current(root: Path) -> int | None:
@@ -86,8 +90,7 @@ def write_index(
     if len(ids) <= exact_max:
         np.save(tmp / "vectors.npy", vectors)
     else:
-        if threads:
-            faiss.omp_set_num_threads(threads)
+        faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
         nlist = ivf_lists(len(ids))
         quantizer = faiss.IndexFlatIP(DIM)
         ivf = faiss.IndexIVFScalarQuantizer(
@@ -113,46 +116,53 @@ def write_index(
     return gen
 
 
-def load_index(root: Path, nprobe: int = 32) -> VectorIndex | None:
+def current_count(root: Path) -> int | None:
+    """Vectors in the live generation (None when none was built), without loading it."""
+    gen = _current(root)
+    if gen is None:
+        return None
+    return int(np.load(root / f"gen-{gen}" / "ids.npy", mmap_mode="r").shape[0])
+
+
+def load_index(root: Path, nprobe: int = 32, threads: int = 1) -> VectorIndex | None:
     """Load the current generation, or None when none was built yet."""
     gen = _current(root)
     if gen is None:
         return None
     d = root / f"gen-{gen}"
+    import faiss
+
     ids = np.load(d / "ids.npy")
     if (d / "ivf.faiss").exists():
-        import faiss
-
         ivf = faiss.read_index(str(d / "ivf.faiss"))
         vecs = np.load(d / "vectors16.npy", mmap_mode="r")
-        return VectorIndex(gen, ids, vecs, ivf, nprobe)
-    return VectorIndex(gen, ids, np.load(d / "vectors.npy"))
+        return VectorIndex(gen, ids, vecs, ivf, nprobe, threads=threads)
+    flat = faiss.IndexFlatIP(DIM)
+    flat.add(np.load(d / "vectors.npy"))
+    return VectorIndex(gen, ids, None, flat=flat, threads=threads)
 
 
 class VectorCache:
     """Per-process holder that reloads when another process published a new generation."""
 
-    def __init__(self, root: Path, nprobe: int = 32, check_every_s: float = 0.0) -> None:
+    def __init__(self, root: Path, nprobe: int = 32, threads: int = 1) -> None:
         self.root = root
         self.nprobe = nprobe
-        self.check_every_s = check_every_s
+        self.threads = threads
         self._stamp: tuple[int, int] | None = None
-        self._checked = 0.0
         self._index: VectorIndex | None = None
         self._lock = threading.Lock()
 
     def get(self) -> VectorIndex | None:
-        now = time.monotonic()
-        if self._index is not None and now - self._checked < self.check_every_s:
-            return self._index
         try:
             st = os.stat(self.root / "CURRENT")
             stamp: tuple[int, int] | None = (st.st_ino, st.st_mtime_ns)  # replace() = new inode
         except FileNotFoundError:
             stamp = None
         with self._lock:
-            self._checked = now
             if stamp != self._stamp or (self._index is None and stamp is not None):
-                self._index = load_index(self.root, self.nprobe) if stamp is not None else None
+                self._index = (
+                    load_index(self.root, self.nprobe, self.threads) if stamp is not None else None
+                )
                 self._stamp = stamp
             return self._index

@@ -57,6 +57,7 @@ def api_search(
     return {
         "query": page.query,
         "total": page.total,
+        "total_is_lower_bound": page.total_is_lower_bound,
         "offset": page.offset,
         "limit": page.limit,
         "next_offset": page.offset + page.limit if page.has_next else None,
