@@ -317,3 +317,22 @@ def test_similar_api_and_paper_block(web) -> None:  # type: ignore[no-untyped-de
 def test_hostile_queries_never_500(web, q: str) -> None:  # type: ignore[no-untyped-def]
     assert web.get("/papers", params={"q": q}).status_code == 200
     assert web.get("/api/papers/search", params={"q": q}).status_code == 200
+
+
+def test_index_is_exclusive_and_reports_progress(settings: Settings, engine: Engine) -> None:
+    import fcntl
+
+    from paperfeed.search import IndexBusyError
+    from paperfeed.search.store import search_dir
+
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS[8:9])
+    search_dir(settings).mkdir(parents=True)
+    with (search_dir(settings) / "index.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        with pytest.raises(IndexBusyError):
+            index_pending(engine, settings)
+    seen: list[tuple[str, int, int]] = []
+    index_pending(engine, settings, progress=lambda *a: seen.append(a))
+    assert ("embeddings", 1, 1) in seen
+    assert ("keyword index", 1, 1) in seen
