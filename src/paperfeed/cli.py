@@ -8,10 +8,13 @@ from sqlalchemy import Engine
 
 from paperfeed import db
 from paperfeed.config import Settings, get_settings
+from paperfeed.ingest_cli import export_app, ingest_app
 
 app = typer.Typer(help="paperfeed: a self-hostable research-paper hub.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(export_app, name="export")
 
 
 def _settings() -> Settings:
@@ -65,6 +68,28 @@ def serve(
         reload=reload,
         log_level="info",
     )
+
+
+trending_app = typer.Typer(help="Trending scores (stored hotness).", no_args_is_help=True)
+app.add_typer(trending_app, name="trending")
+
+
+@trending_app.command("rescore")
+def trending_rescore() -> None:
+    """Recompute every paper's hotness with the PAPERFEED_TRENDING_* weights (idempotent)."""
+    from paperfeed import ranking
+
+    settings = _settings()
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.check_migrated(engine)
+    except db.NotMigratedError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    weights = ranking.Weights.from_settings(settings)
+    with db.transaction(engine) as conn:
+        changed = ranking.rescore(conn, weights)
+    typer.echo(f"rescored: {changed} papers changed; weights {weights}")
 
 
 def _engine(settings: Settings) -> Engine:
@@ -158,3 +183,7 @@ def search_cmd(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

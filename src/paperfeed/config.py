@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     arxiv_delay_s: float = 3.0  # arXiv API terms: at most one request every 3 seconds
     http_timeout_s: float = 30.0
     http_max_retries: int = 4
+    http_backoff_s: float = 2.0  # first retry wait; doubles per retry unless Retry-After says
 
     # Mail
     mail_backend: str = "outbox"  # "outbox" (local Maildir) | "smtp"
@@ -47,6 +48,13 @@ class Settings(BaseSettings):
     search_query_threads: int = 1  # per query: each web worker runs one; more threads only spin
     search_exact_max: int = 200_000  # above this many vectors, use faiss IVF-SQ8 instead of exact
     search_ivf_nprobe: int = 32  # IVF cells visited per query (recall vs latency)
+    # Trending (see paperfeed.ranking for the formula and why each default is what it is)
+    trending_gravity_s: float = 86400.0  # seconds of age that cost one point (1 day)
+    trending_vote_weight: float = 1.0  # points per tenfold upvotes (log10)
+    trending_comment_weight: float = 0.5  # points per tenfold comments (log10)
+    trending_star_weight: float = 0.25  # points per tenfold GitHub stars (log10)
+    trending_growth_weight: float = 0.5  # points per tenfold stars gained per day (log10)
+    trending_cache_s: float = 15.0  # how long a listing response may be reused (seconds)
 
     @property
     def is_sqlite(self) -> bool:
