@@ -290,13 +290,16 @@ def test_results_page_paging_and_did_you_mean(web, monkeypatch) -> None:  # type
 
 
 def test_search_api(web) -> None:  # type: ignore[no-untyped-def]
-    r = web.get("/api/papers/search", params={"q": "arXiv:2006.11239v2", "limit": 3})
+    r = web.get("/api/v1/search", params={"q": "arXiv:2006.11239v2", "limit": 3})
     assert r.status_code == 200
     body = r.json()
     assert body["results"][0]["arxiv_id"] == "2006.11239"
     assert len(body["results"]) <= 3
     assert {"title", "score", "snippet_html", "authors", "upvotes"} <= body["results"][0].keys()
-    assert web.get("/api/papers/search", params={"limit": 0}).status_code == 422
+    assert web.get("/api/v1/search", params={"limit": 0}).status_code == 422
+    # The Hugging Face-compatible endpoint ranks with the same search().
+    hf = web.get("/api/papers/search", params={"q": "denoising diffusion probabilistic"}).json()
+    assert hf[0]["paper"]["id"] == "2006.11239"
 
 
 def test_similar_api_and_paper_block(web) -> None:  # type: ignore[no-untyped-def]
@@ -306,6 +309,8 @@ def test_similar_api_and_paper_block(web) -> None:  # type: ignore[no-untyped-de
     assert len(found) == 2
     assert "2006.11239" not in found
     assert web.get("/api/papers/9999.99999/similar").status_code == 404
+    v1 = web.get("/api/v1/papers/2006.11239/similar", params={"limit": 2}).json()
+    assert [x["arxiv_id"] for x in v1["results"]] == found
     page = web.get("/papers/2006.11239").text
     assert "Similar papers" in page
     assert "Score-Based Generative Modeling" in page
@@ -316,7 +321,8 @@ def test_similar_api_and_paper_block(web) -> None:  # type: ignore[no-untyped-de
 )
 def test_hostile_queries_never_500(web, q: str) -> None:  # type: ignore[no-untyped-def]
     assert web.get("/papers", params={"q": q}).status_code == 200
-    assert web.get("/api/papers/search", params={"q": q}).status_code == 200
+    assert web.get("/api/v1/search", params={"q": q}).status_code == 200
+    assert web.get("/api/papers/search", params={"q": q[:500]}).status_code == 200
 
 
 def test_index_is_exclusive_and_reports_progress(settings: Settings, engine: Engine) -> None:

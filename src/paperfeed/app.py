@@ -54,12 +54,13 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     errors.install(app)
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
     api_common.install(app, settings)
+    # Before the API routers: their /api/papers/{arxiv_id:path} would catch .../similar.
+    app.include_router(search_routes.router)
     # Before pages.router: its /papers/{kind}/{slug} would catch /papers/trending/feed.atom.
     app.include_router(api_hf.router)
     app.include_router(api_v1.router)
     app.include_router(listings.router)
     app.include_router(pages.router)
-    app.include_router(search_routes.router)
     # Keep last: its /papers/{arxiv_id:path} route would shadow any /papers/<word> route after it.
     app.include_router(pages.paper_router)
     return app

@@ -1,4 +1,8 @@
-"""Search surfaces: the /papers?q= results page, the search and "more like this" JSON API."""
+"""Search surfaces: the /papers?q= results page, the search and "more like this" JSON API.
+
+`/api/papers/search` (Hugging Face-compatible shape) lives in api/hf.py and calls the same
+search(); /api/v1/search here adds snippets, paging and did-you-mean.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from paperfeed import papers, search
+from paperfeed.api.common import ERRORS
 from paperfeed.web.deps import ReadConn, SettingsDep, render
 
 router = APIRouter()
@@ -43,7 +48,7 @@ def results_page(
     return render(request, "search.html", context)
 
 
-@router.get("/api/papers/search")
+@router.get("/api/v1/search", responses=ERRORS, tags=["paperfeed"])
 def api_search(
     conn: ReadConn,
     settings: SettingsDep,
@@ -68,7 +73,8 @@ def api_search(
     }
 
 
-@router.get("/api/papers/{arxiv_id:path}/similar")
+@router.get("/api/papers/{arxiv_id:path}/similar", responses=ERRORS, tags=["paperfeed"])
+@router.get("/api/v1/papers/{arxiv_id:path}/similar", responses=ERRORS, tags=["paperfeed"])
 def api_similar(
     conn: ReadConn,
     settings: SettingsDep,
