@@ -23,6 +23,7 @@ from paperfeed.web import (
     errors,
     listings,
     pages,
+    search_routes,
     security,
 )
 from paperfeed.web.deps import make_templates
@@ -67,6 +68,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     errors.install(app)
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
     api_common.install(app, settings)
+    # Before the API routers: their /api/papers/{arxiv_id:path} would catch .../similar.
+    app.include_router(search_routes.router)
     # Community first: the catalog APIs' /api/papers/{id} and the listings' /papers/... routes
     # would otherwise catch /api/papers/{id}/comments and /papers/submit.
     app.include_router(community_api.router)

@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     digest_confirm_per_hour: int = 3  # confirmation mails per address per hour (anti mail-bomb)
     digest_unsubscribe_mailto: str = ""  # List-Unsubscribe mailto address; "" = mail_from's
 
+    # Search (see README ## Search)
+    search_semantic: bool = True  # False = keyword-only search; no model is loaded
+    search_max_tokens: int = 256  # embedding truncation (MiniLM-L6 was trained at 256 word pieces)
+    search_embed_batch: int = 8  # texts per ONNX run; bigger batches only add padding + memory
+    search_threads: int = 0  # onnxruntime/faiss threads of `paperfeed index`; 0 = all cores
+    search_query_threads: int = 1  # per query: each web worker runs one; more threads only spin
+    search_exact_max: int = 200_000  # above this many vectors, use faiss IVF-SQ8 instead of exact
+    search_ivf_nprobe: int = 32  # IVF cells visited per query (recall vs latency)
     # Trending (see paperfeed.ranking for the formula and why each default is what it is)
     trending_gravity_s: float = 86400.0  # seconds of age that cost one point (1 day)
     trending_vote_weight: float = 1.0  # points per tenfold upvotes (log10)
