@@ -21,10 +21,24 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 def make_templates(settings: Settings) -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     env = templates.env
-    env.globals.update(site_name=settings.site_name, asset_version=__version__)
+    env.globals.update(
+        site_name=settings.site_name,
+        base_url=settings.base_url.rstrip("/"),
+        asset_version=__version__,
+        has_route=has_route,
+    )
     env.filters["authors_short"] = authors_short
     env.filters["humandate"] = lambda d: d.strftime("%b %-d, %Y") if d else ""
     return templates
+
+
+def has_route(request: Request, path: str) -> bool:
+    """Whether the app serves `path` (exact route template): links appear only to pages that exist."""
+    paths: frozenset[str] | None = getattr(request.app.state, "route_paths", None)
+    if paths is None:
+        paths = frozenset(getattr(r, "path", "") for r in request.app.routes)
+        request.app.state.route_paths = paths
+    return path in paths
 
 
 def authors_short(authors: list[str], limit: int = 6) -> str:
