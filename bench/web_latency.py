@@ -1,20 +1,21 @@
 """Front page and paper page latency with N papers in an on-disk SQLite (in-process ASGI).
 
 Usage: python bench/web_latency.py [--papers 300000] [--db /tmp/pf-bench.db] [--requests 400]
-Measured in-process through the ASGI stack (fastapi TestClient): routing, SQL, template rendering;
-no socket. Prints p50/p99 per page.
+Measured in-process through the ASGI stack (httpx ASGITransport in one event loop): middleware,
+routing, SQL, template rendering; no socket. Prints p50/p99 per page.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import random
 import statistics
 import time
 from pathlib import Path
 
-from fastapi.testclient import TestClient
+import httpx
 
 from paperfeed import db, papers
 from paperfeed.app import create_app
@@ -58,8 +59,8 @@ def build(url: str, n: int, seed: int = 7) -> list[str]:
         batch = []
         for i in range(base, min(n, base + 5000)):
             arxiv_id = f"{24 + i // 90000:02d}{1 + (i // 7500) % 12:02d}.{i % 90000:05d}"
-            day = start + dt.timedelta(days=i // 25)
-            featured = day if day.weekday() < 5 and i % 12 == 0 else None
+            day = start + dt.timedelta(days=i // 400)  # ~400 new papers a day
+            featured = day if day.weekday() < 5 and i % 20 == 0 else None  # ~20 a weekday
             batch.append(
                 PaperRecord(
                     arxiv_id=arxiv_id,
@@ -82,15 +83,41 @@ def build(url: str, n: int, seed: int = 7) -> list[str]:
     return ids
 
 
-def measure(client: TestClient, paths: list[str]) -> tuple[float, float]:
+async def measure(client: httpx.AsyncClient, paths: list[str]) -> tuple[float, float]:
     times = []
     for path in paths:
         t0 = time.perf_counter()
-        r = client.get(path)
+        r = await client.get(path)
         times.append((time.perf_counter() - t0) * 1000)
         assert r.status_code == 200, (path, r.status_code)
     times.sort()
     return statistics.median(times), times[int(len(times) * 0.99) - 1]
+
+
+async def run(url: str, ids: list[str], requests: int) -> None:
+    rng = random.Random(1)
+    settings = Settings(database_url=url, data_dir=Path("/tmp/pf-bench-data"))
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        with db.read(app.state.engine) as conn:
+            latest = papers.latest_featured_date(conn)
+        assert latest is not None
+        days = [latest - dt.timedelta(days=rng.randrange(300)) for _ in range(requests)]
+        cases = {
+            "/papers (front page)": ["/papers"] * requests,
+            "/papers/date/D": [f"/papers/date/{d.isoformat()}" for d in days],
+            "/papers/week/W": [
+                f"/papers/week/{d.isocalendar()[0]}-W{d.isocalendar()[1]:02d}" for d in days
+            ],
+            "/papers/month/M": [f"/papers/month/{d:%Y-%m}" for d in days[: requests // 4]],
+            "/papers/{id}": [f"/papers/{rng.choice(ids)}" for _ in range(requests)],
+        }
+        print(f"{len(ids)} papers, in-process ASGI, {requests} requests per page")
+        for name, paths in cases.items():
+            await client.get(paths[0])  # warm
+            p50, p99 = await measure(client, paths)
+            print(f"{name:24s} p50 {p50:6.1f} ms   p99 {p99:6.1f} ms")
 
 
 def main() -> None:
@@ -106,28 +133,7 @@ def main() -> None:
         engine = db.make_engine(url)
         with db.read(engine) as conn:
             ids = [p.arxiv_id for p in papers.iter_papers(conn)]
-    rng = random.Random(1)
-    settings = Settings(database_url=url, data_dir=Path("/tmp/pf-bench-data"))
-    with TestClient(create_app(settings)) as client:
-        engine = client.app.state.engine  # type: ignore[attr-defined]
-        with db.read(engine) as conn:
-            latest = papers.latest_featured_date(conn)
-        assert latest is not None
-        days = [latest - dt.timedelta(days=rng.randrange(300)) for _ in range(args.requests)]
-        cases = {
-            "/papers (front page)": ["/papers"] * args.requests,
-            "/papers/date/D": [f"/papers/date/{d.isoformat()}" for d in days],
-            "/papers/week/W": [
-                f"/papers/week/{d.isocalendar()[0]}-W{d.isocalendar()[1]:02d}" for d in days
-            ],
-            "/papers/month/M": [f"/papers/month/{d:%Y-%m}" for d in days[: args.requests // 4]],
-            "/papers/{id}": [f"/papers/{rng.choice(ids)}" for _ in range(args.requests)],
-        }
-        print(f"{len(ids)} papers, in-process ASGI, {args.requests} requests per page")
-        for name, paths in cases.items():
-            client.get(paths[0])  # warm
-            p50, p99 = measure(client, paths)
-            print(f"{name:24s} p50 {p50:6.1f} ms   p99 {p99:6.1f} ms")
+    asyncio.run(run(url, ids, args.requests))
 
 
 if __name__ == "__main__":
