@@ -74,8 +74,10 @@ def test_paper_page_renders_math_and_links(page, shoot):
     page.locator(CARD_TITLE).first.click()
     page.wait_for_url(re.compile(r"/papers/\d{4}\.\d{4,5}$"))
     assert page.locator('meta[property="og:type"]').get_attribute("content") == "article"
-    assert page.get_by_role("link", name="PDF").get_attribute("href").startswith(
-        "https://arxiv.org/pdf/"
+    assert (
+        page.get_by_role("link", name="PDF")
+        .get_attribute("href")
+        .startswith("https://arxiv.org/pdf/")
     )
     assert page.locator("h2", has_text="Abstract").is_visible()
     shoot(page, "paper-desktop")

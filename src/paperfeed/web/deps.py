@@ -34,7 +34,7 @@ def make_templates(settings: Settings) -> Jinja2Templates:
 
 
 def has_route(request: Request, path: str) -> bool:
-    """Whether the app serves `path` (exact route template): links appear only to pages that exist."""
+    """Whether the app serves `path` (a route template): pages link only to what exists."""
     paths: frozenset[str] | None = getattr(request.app.state, "route_paths", None)
     if paths is None:
         paths = frozenset(getattr(r, "path", "") for r in request.app.routes)
