@@ -17,5 +17,10 @@ def test_readme_screenshots(page, dark_page, phone_page, shoot):
     page.goto(PAPER)
     page.wait_for_load_state("load")
     shoot(page, "paper", docs=True)
+    phone_page.goto(PAPER)
+    phone_page.wait_for_load_state("load")
+    shoot(phone_page, "paper-phone")
     for p in (page, dark_page, phone_page):
         assert not p.js_errors
+    page.goto("/papers/2501.99999")  # a 404 by design
+    shoot(page, "not-found")
