@@ -6,10 +6,13 @@ import typer
 
 from paperfeed import db
 from paperfeed.config import Settings, get_settings
+from paperfeed.ingest_cli import export_app, ingest_app
 
 app = typer.Typer(help="paperfeed: a self-hostable research-paper hub.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(export_app, name="export")
 
 
 def _settings() -> Settings:
@@ -67,3 +70,7 @@ def serve(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

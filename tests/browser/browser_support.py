@@ -3,7 +3,6 @@ an on-disk SQLite, the real app under uvicorn on a free loopback port, headless 
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -15,13 +14,13 @@ from typing import Any
 
 from paperfeed import db, papers
 from paperfeed.config import Settings
-from paperfeed.sources import PaperRecord, parse_date
+from paperfeed.ingest_cli import demo_path
+from paperfeed.sources import PaperRecord
+from paperfeed.sources.jsonl import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 AXE_JS = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
-SHARED_SAMPLE = ROOT.parent / "shared" / "data" / "hf_daily_papers.jsonl"
-DEMO_DAYS = 15  # featured days taken from the shared sample: ~300 papers, loads in about a second
 # Debian's chromium, never Playwright's own download (it cannot be fetched here).
 CHROMIUM_ARGS = [
     "--headless",
@@ -41,34 +40,13 @@ class MissingPrerequisite(RuntimeError):
     """Chromium, axe-core or the demo data is not installed."""
 
 
-def _hf_record(row: dict[str, Any]) -> PaperRecord:
-    """A row of the shared HF daily sample (paperfeed's JSONL shape) as a PaperRecord."""
-    return PaperRecord(
-        arxiv_id=row["arxiv_id"],
-        title=row["title"],
-        source="jsonl",
-        abstract=row.get("abstract"),
-        authors=list(row.get("authors") or []),
-        categories=list(row.get("categories") or []),
-        published=parse_date(row.get("published")),
-        featured_date=parse_date(row.get("featured_date")),
-        upvotes=row.get("upvotes"),
-        num_comments=row.get("num_comments"),
-        code_url=f"https://github.com/{row['github_repo']}" if row.get("github_repo") else None,
-        code_stars=row.get("github_stars"),
-        project_page=row.get("project_page"),
-        submitted_by_name=row.get("submitted_by"),
-    )
-
-
 def demo_records() -> list[PaperRecord]:
-    """The most recent DEMO_DAYS featured days of the shared sample."""
-    if not SHARED_SAMPLE.exists():
-        raise MissingPrerequisite(f"{SHARED_SAMPLE} is not present")
-    rows = [json.loads(line) for line in SHARED_SAMPLE.read_text().splitlines() if line.strip()]
-    days = sorted({r["featured_date"] for r in rows if r.get("featured_date")})[-DEMO_DAYS:]
-    keep = set(days)
-    return [_hf_record(r) for r in rows if r.get("featured_date") in keep]
+    """The bundled demo sample (src/paperfeed/data/demo.jsonl: 20 featured days, ~400 papers)."""
+    path = demo_path()
+    if not path.exists():
+        raise MissingPrerequisite(f"{path} is not present")
+    items = read_jsonl(path)
+    return [r for r in items if isinstance(r, PaperRecord)]
 
 
 def _free_port() -> int:
