@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-PAGES = ["/papers", "/papers/2608.19880", "/papers/2501.99999"]
+PAGES = ["/papers", "/papers/trending", "/papers/2608.19880", "/papers/2501.99999"]
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -82,3 +82,24 @@ def test_paper_page_renders_math_and_links(page, shoot):
     assert page.locator("h2", has_text="Abstract").is_visible()
     shoot(page, "paper-desktop")
     assert not page.js_errors
+
+
+def test_trending_tab_and_windows(page, shoot):
+    page.goto("/papers")
+    page.locator("nav.tabs").get_by_role("link", name="Trending").click()
+    page.wait_for_url(re.compile(r"/papers/trending$"))
+    assert page.locator("nav.tabs a[aria-current=page]").inner_text() == "Trending"
+    cards = page.locator("article.card")
+    assert cards.count() > 3
+    why = cards.first.locator("details.why")
+    why.locator("summary").click()
+    assert why.locator("table").is_visible()
+    shoot(page, "trending-desktop")
+    windows = page.locator("nav[aria-label='Trending window'] a")
+    assert windows.count() >= 2
+    other = windows.nth(0)
+    label = other.inner_text()
+    other.click()
+    page.wait_for_url(re.compile(r"/papers/trending\?window="))
+    assert label in page.locator("h1").inner_text()
+    assert not page.js_errors

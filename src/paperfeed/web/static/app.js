@@ -46,6 +46,14 @@
   }
 
   // ---- Upvotes: the form posts without JS; with JS it toggles in place ----
+  function csrfToken(form) {
+    var field = form && form.elements.csrf_token;
+    if (field && field.value) return field.value;
+    var meta = $('meta[name="csrf-token"]');
+    var token = meta ? meta.getAttribute("content") : "";
+    if (field) field.value = token; // cached fragments carry no token; the plain POST needs it
+    return token;
+  }
   function submitVote(form) {
     var btn = $("[data-vote]", form);
     if (!btn || btn.classList.contains("busy")) return;
@@ -54,7 +62,7 @@
     fetch(form.action, {
       method: "POST",
       credentials: "same-origin",
-      headers: { "Accept": "application/json", "X-CSRF-Token": form.elements.csrf_token.value },
+      headers: { "Accept": "application/json", "X-CSRF-Token": csrfToken(form) },
       body: new FormData(form),
     }).then(function (r) {
       if (r.status === 401 || r.status === 403) {
