@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import browser_support as bs
 import pytest
+
+from browser import browser_support as bs
 
 SCREENSHOTS = bs.ROOT / "artifacts" / "screenshots"
 

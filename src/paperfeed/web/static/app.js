@@ -59,13 +59,14 @@
     if (!btn || btn.classList.contains("busy")) return;
     var count = $("[data-count]", form);
     btn.classList.add("busy");
-    fetch(form.action, {
+    // The JSON API toggles the vote and answers {upvoted, upvotes}; the form's own action
+    // (a redirecting POST) stays the fallback.
+    fetch("/api/papers/" + form.getAttribute("data-arxiv-id") + "/upvote", {
       method: "POST",
       credentials: "same-origin",
       headers: { "Accept": "application/json", "X-CSRF-Token": csrfToken(form) },
-      body: new FormData(form),
     }).then(function (r) {
-      if (r.status === 401 || r.status === 403) {
+      if (r.status === 401) {
         window.location.href = "/signin?next=" + encodeURIComponent(window.location.pathname);
         return null;
       }
@@ -73,9 +74,10 @@
       return r.json();
     }).then(function (data) {
       if (!data) return;
-      var voted = data.voted != null ? data.voted : data.upvoted;
-      count.textContent = data.upvotes;
-      btn.setAttribute("aria-pressed", voted ? "true" : "false");
+      count.textContent = String(data.upvotes);
+      btn.classList.toggle("voted", !!data.upvoted);
+      btn.setAttribute("aria-pressed", data.upvoted ? "true" : "false");
+      btn.title = data.upvoted ? "Remove upvote" : "Upvote";
     }).catch(function () {
       form.submit(); // fall back to the plain POST, which always works
     }).finally(function () { btn.classList.remove("busy"); });
@@ -83,7 +85,7 @@
   function votes() {
     document.addEventListener("submit", function (ev) {
       var form = ev.target;
-      if (!form.classList || !form.classList.contains("vote")) return;
+      if (!form.classList || !form.classList.contains("vote-form") || !window.fetch) return;
       ev.preventDefault();
       submitVote(form);
     });
@@ -234,8 +236,10 @@
         cards[next].scrollIntoView({ block: "nearest" });
       } else if (ev.key === "u") {
         var scope = current || $(".paper-actions");
-        var form = scope ? $("form.vote", scope) : null;
+        var form = scope ? $("form.vote-form", scope) : null;
+        var signin = scope ? $("a.vote-btn", scope) : null;
         if (form) { ev.preventDefault(); submitVote(form); }
+        else if (signin) { ev.preventDefault(); signin.click(); }
       }
     });
   }
