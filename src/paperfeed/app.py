@@ -19,6 +19,7 @@ from paperfeed.web import (
     auth,
     community_api,
     community_routes,
+    digest_routes,
     errors,
     listings,
     pages,
@@ -76,6 +77,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(api_v1.router)
     app.include_router(listings.router)
     app.include_router(pages.router)
+    app.include_router(digest_routes.router)
     # Keep last: its /papers/{arxiv_id:path} route would shadow any /papers/<word> route after it.
     app.include_router(pages.paper_router)
     publish_routes(app)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from paperfeed import db
+from paperfeed import db, digest_cli
 from paperfeed.config import Settings, get_settings
 from paperfeed.ingest_cli import export_app, ingest_app
 
@@ -13,6 +13,7 @@ db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 users_app = typer.Typer(help="Accounts and moderation roles.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+digest_cli.register(app)  # mail, digest, worker
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")
 
