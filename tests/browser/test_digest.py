@@ -1,4 +1,4 @@
-"""The digest in the browser: subscribe from the front page, confirm from the outbox, unsubscribe."""
+"""Digest in the browser: subscribe on the front page, confirm from the outbox, unsubscribe."""
 
 from __future__ import annotations
 
