@@ -223,3 +223,18 @@ def test_not_interested_excludes_similar_and_more_like_this_counts(engine, setti
     chosen = {i.paper_id: i.reason for i in items}
     assert chosen == {b: "similar to papers you upvoted"}  # a disliked, a2 too close to it
     assert a2 not in chosen
+
+
+def test_saved_searches_go_through_the_search_index(engine, settings):
+    from paperfeed.digest import catalog_search
+    from paperfeed.search import index_pending
+
+    with db.transaction(engine) as conn:
+        _trending, ids, _sid, _plain = _personal_setup(conn)
+    with db.read(engine) as conn:
+        assert catalog_search(conn, settings) is None  # no index yet: the fallback is used
+    index_pending(engine, settings)
+    with db.read(engine) as conn:
+        run = catalog_search(conn, settings)
+        assert run is not None
+        assert ids["search"] in run("speculative decoding")[:3]

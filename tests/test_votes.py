@@ -59,7 +59,7 @@ def test_json_toggle_put_delete_and_page_script(user_client, paper, engine):
     assert _count(engine) == 4
     assert c.post("/api/papers/2501.99999/upvote", headers=h).status_code == 404
     assert c.post("/api/papers/banana/upvote", headers=h).status_code == 404
-    js = c.get("/static/community.js").text
+    js = c.get("/static/app.js").text
     assert "X-CSRF-Token" in js and "/upvote" in js
 
 

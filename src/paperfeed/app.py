@@ -26,7 +26,7 @@ from paperfeed.web import (
     search_routes,
     security,
 )
-from paperfeed.web.deps import make_templates
+from paperfeed.web.deps import make_templates, publish_routes
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -83,6 +83,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(digest_routes.router)
     # Keep last: its /papers/{arxiv_id:path} route would shadow any /papers/<word> route after it.
     app.include_router(pages.paper_router)
+    publish_routes(app)
     return app
 
 

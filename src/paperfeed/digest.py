@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Date, bindparam, text
 
+from paperfeed import search
 from paperfeed.config import Settings
 
 log = logging.getLogger(__name__)
@@ -200,32 +201,19 @@ def _load_vectors(conn: Connection, data: EditionData) -> None:
 SearchFn = Callable[[str], Iterable[int]]
 
 
-def _ids_from_results(results: Iterable[Any]) -> list[int]:
-    """Paper ids from whatever the search module returns (ids, dicts or objects)."""
-    ids = []
-    for item in results:
-        if isinstance(item, int):
-            ids.append(item)
-            continue
-        value = item.get("id", item.get("paper_id")) if isinstance(item, dict) else None
-        if value is None:
-            value = getattr(item, "paper_id", None) or getattr(item, "id", None)
-        if isinstance(value, int):
-            ids.append(value)
-    return ids
-
-
 def catalog_search(conn: Connection, settings: Settings) -> SearchFn | None:
-    """Saved searches run through `paperfeed.search.search` when the search index exists."""
-    try:
-        from paperfeed import search as search_module  # type: ignore[attr-defined]
-
-        search = search_module.search  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
+    """Saved searches run through the catalog's hybrid search once its index is built."""
+    if not search.is_indexed(settings):
         return None
 
     def run(query: str) -> list[int]:
-        return _ids_from_results(search(conn, settings, query, SEARCH_LIMIT))
+        ids: list[int] = []
+        for offset in range(0, SEARCH_LIMIT, search.MAX_LIMIT):  # the engine pages by 100
+            page = search.search(conn, settings, query, limit=search.MAX_LIMIT, offset=offset)
+            ids += [hit.paper_id for hit in page.hits]
+            if len(page.hits) < search.MAX_LIMIT:
+                break
+        return ids
 
     return run
 

@@ -22,10 +22,33 @@ def make_templates(settings: Settings) -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     env = templates.env
     env.auto_reload = False  # templates ship with the package; no stat() per render
-    env.globals.update(site_name=settings.site_name, asset_version=__version__)
+    env.globals.update(
+        site_name=settings.site_name,
+        base_url=settings.base_url.rstrip("/"),
+        asset_version=__version__,
+        has_route=lambda path: False,  # replaced by publish_routes() once routes are known
+    )
     env.filters["authors_short"] = authors_short
     env.filters["humandate"] = lambda d: d.strftime("%b %-d, %Y") if d else ""
     return templates
+
+
+def publish_routes(app: Any) -> None:
+    """Tell the templates which pages exist (call after every router is included): links and
+    controls appear only for routes this app serves, so the UI degrades as features are absent."""
+    paths = frozenset(_route_paths(app.routes, ""))
+    app.state.templates.env.globals["has_route"] = paths.__contains__
+
+
+def _route_paths(routes: Any, prefix: str) -> Iterator[str]:
+    """Path templates of routes, descending into included routers (FastAPI keeps them nested)."""
+    for route in routes:
+        if isinstance(getattr(route, "path", None), str):
+            yield prefix + route.path
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            yield from _route_paths(inner.routes, prefix + getattr(context, "prefix", ""))
 
 
 def authors_short(authors: list[str], limit: int = 6) -> str:
