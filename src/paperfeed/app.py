@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from paperfeed import db
 from paperfeed.config import Settings
-from paperfeed.web import errors, pages, security
+from paperfeed.web import errors, ops, pages, security
 from paperfeed.web.deps import make_templates
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -41,6 +41,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.templates = make_templates(settings)
     security.install(app, settings)
     errors.install(app)
+    ops.install(app)  # after the other middleware: outermost, times and logs everything
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
     app.include_router(pages.router)
     # Keep last: its /papers/{arxiv_id:path} route would shadow any /papers/<word> route after it.
@@ -50,6 +51,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn/gunicorn workers: settings from PAPERFEED_* variables."""
+    from paperfeed import logs
     from paperfeed.config import get_settings
 
-    return create_app(get_settings())
+    settings = get_settings()
+    logs.configure(settings.log_format, settings.log_level)
+    return create_app(settings)

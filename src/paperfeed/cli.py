@@ -45,14 +45,25 @@ def serve(
     reload: bool = typer.Option(False, help="Reload on code changes (development)."),
 ) -> None:
     """Serve the web UI and JSON API."""
+    import os
+    import shutil
+
     import uvicorn
 
-    engine = db.make_engine(_settings().database_url)
+    settings = _settings()
+    engine = db.make_engine(settings.database_url)
     try:
         db.check_migrated(engine)
     except db.NotMigratedError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
+    if workers > 1 and not settings.prometheus_multiproc_dir:
+        # Several processes: /metrics must sum them (prometheus_client multiprocess mode).
+        # The workers inherit this variable; the directory starts empty on every serve.
+        metrics_dir = settings.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
     typer.echo(f"paperfeed serving on http://{host}:{port}/papers")
     uvicorn.run(
         "paperfeed.app:app_from_env",
@@ -61,7 +72,8 @@ def serve(
         port=port,
         workers=workers,
         reload=reload,
-        log_level="info",
+        log_level=settings.log_level,
+        access_log=False,  # replaced by paperfeed's one-JSON-line-per-request log
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +39,13 @@ class Settings(BaseSettings):
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_tls: str = "none"  # "none" | "starttls" | "tls"
+
+    # Operations
+    log_format: str = "json"  # "json" (one object per line, for log shippers) | "text"
+    log_level: str = "info"
+    # prometheus_client's own variable (no PAPERFEED_ prefix): a directory shared by all
+    # processes on a machine so /metrics sums them; `serve --workers N` creates one if unset.
+    prometheus_multiproc_dir: str = Field(default="", validation_alias="PROMETHEUS_MULTIPROC_DIR")
 
     @property
     def is_sqlite(self) -> bool:

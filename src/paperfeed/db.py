@@ -103,3 +103,9 @@ def transaction(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
 def read(engine: Engine) -> Any:
     """A read-only unit of work (a deferred transaction: never blocks on SQLite writers)."""
     return transaction(engine, write=False)
+
+
+def applied_heads(engine: Engine) -> set[str]:
+    """The migration revisions recorded in the database (raises if it is unreachable)."""
+    with engine.connect() as conn:
+        return set(MigrationContext.configure(conn).get_current_heads())
