@@ -77,5 +77,32 @@ def serve(
     )
 
 
+@app.command()
+def doctor(
+    as_json: bool = typer.Option(False, "--json", help="Print the results as a JSON array."),
+) -> None:
+    """Check config, database, indexes, mail and queue; print what to fix; exit 1 on failure."""
+    import dataclasses
+    import json
+
+    from paperfeed import doctor as doctor_mod
+
+    settings = _settings()
+    results = doctor_mod.run(settings, db.make_engine(settings.database_url))
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in results], indent=2))
+    else:
+        marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+        for r in results:
+            typer.echo(f"[{marks[r.status]}] {r.name}: {r.detail}")
+            if r.fix:
+                typer.echo(f"       fix: {r.fix}")
+    failed = [r for r in results if r.status == "fail"]
+    if not as_json:
+        typer.echo(f"{len(failed)} problem(s) to fix." if failed else "All checks passed.")
+    if failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
