@@ -21,6 +21,7 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 def make_templates(settings: Settings) -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     env = templates.env
+    env.auto_reload = False  # templates ship with the package; no stat() per render
     env.globals.update(site_name=settings.site_name, asset_version=__version__)
     env.filters["authors_short"] = authors_short
     env.filters["humandate"] = lambda d: d.strftime("%b %-d, %Y") if d else ""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from http.cookies import SimpleCookie
 
 from fastapi import FastAPI, HTTPException, Request
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import Response
-from starlette.types import ASGIApp
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paperfeed.config import Settings
 
@@ -23,36 +23,53 @@ CSP = (
     "img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
     "base-uri 'self'; form-action 'self'"
 )
+SECURITY_HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "x-frame-options": "DENY",
+}
 
 
-class SecurityMiddleware(BaseHTTPMiddleware):
-    """Issues the CSRF cookie and adds security headers to every response."""
+class SecurityMiddleware:
+    """Issues the CSRF cookie and adds security headers (pure ASGI: no per-request task hop)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        super().__init__(app)
+        self.app = app
         self.settings = settings
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
         token = request.cookies.get(CSRF_COOKIE)
         fresh = not token or len(token) != 43
         if fresh:
             token = secrets.token_urlsafe(32)
-        request.state.csrf_token = token
-        response = await call_next(request)
-        if fresh:
-            response.set_cookie(
-                CSRF_COOKIE,
-                token or "",
-                httponly=True,
-                samesite="lax",
-                secure=self.settings.cookie_secure,
-                max_age=60 * 60 * 24 * 365,
-            )
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        return response
+        scope.setdefault("state", {})["csrf_token"] = token
+        cookie = SimpleCookie()
+        cookie[CSRF_COOKIE] = token or ""
+        morsel = cookie[CSRF_COOKIE]
+        morsel["httponly"] = True
+        morsel["samesite"] = "lax"
+        morsel["path"] = "/"
+        morsel["max-age"] = 31536000  # a year: the token only proves same-origin
+        if self.settings.cookie_secure:
+            morsel["secure"] = True
+        set_cookie = morsel.OutputString().encode("latin-1")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+                if fresh:
+                    headers.append("set-cookie", set_cookie.decode("latin-1"))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def install(app: FastAPI, settings: Settings) -> None:
