@@ -50,6 +50,8 @@ def serve(
 
     import uvicorn
 
+    from paperfeed import metrics
+
     settings = _settings()
     engine = db.make_engine(settings.database_url)
     try:
@@ -57,7 +59,7 @@ def serve(
     except db.NotMigratedError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
-    if workers > 1 and not settings.prometheus_multiproc_dir:
+    if workers > 1 and not metrics.multiprocess_mode():
         # Several processes: /metrics must sum them (prometheus_client multiprocess mode).
         # The workers inherit this variable; the directory starts empty on every serve.
         metrics_dir = settings.data_dir / "metrics"

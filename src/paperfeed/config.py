@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,9 +42,6 @@ class Settings(BaseSettings):
     # Operations
     log_format: str = "json"  # "json" (one object per line, for log shippers) | "text"
     log_level: str = "info"
-    # prometheus_client's own variable (no PAPERFEED_ prefix): a directory shared by all
-    # processes on a machine so /metrics sums them; `serve --workers N` creates one if unset.
-    prometheus_multiproc_dir: str = Field(default="", validation_alias="PROMETHEUS_MULTIPROC_DIR")
 
     @property
     def is_sqlite(self) -> bool:

@@ -19,10 +19,12 @@ from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -124,15 +126,17 @@ class _ScrapeCollector(Collector):
                 yield GaugeMetricFamily(name, help_, value=value)
 
 
-def exposition(engine: Engine, multiproc_dir: str = "") -> bytes:
-    """The Prometheus text format for this process, or all processes in multiprocess mode."""
-    registry = CollectorRegistry()
-    if multiproc_dir:
-        MultiProcessCollector(registry, path=multiproc_dir)
-    else:
-        from prometheus_client import REGISTRY
+def multiprocess_mode() -> bool:
+    """True when prometheus_client chose its multiprocess values (PROMETHEUS_MULTIPROC_DIR)."""
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
 
-        registry = REGISTRY
+
+def exposition(engine: Engine) -> bytes:
+    """The Prometheus text format for this process, or all processes in multiprocess mode."""
+    registry: CollectorRegistry = REGISTRY
+    if multiprocess_mode():
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # reads the directory from PROMETHEUS_MULTIPROC_DIR
     scrape = CollectorRegistry()
     scrape.register(_ScrapeCollector(engine))
     return generate_latest(registry) + generate_latest(scrape)

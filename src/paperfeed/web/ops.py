@@ -6,7 +6,6 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -109,8 +108,7 @@ def readyz(request: Request) -> Response:
 @router.get("/metrics")
 def metrics_endpoint(request: Request) -> Response:
     """Prometheus text exposition (all local processes in multiprocess mode)."""
-    settings: Any = request.app.state.settings
-    body = metrics.exposition(request.app.state.engine, settings.prometheus_multiproc_dir)
+    body = metrics.exposition(request.app.state.engine)
     return Response(body, media_type=metrics.CONTENT_TYPE)
 
 
