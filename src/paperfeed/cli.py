@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from sqlalchemy import Engine
 
 from paperfeed import db
 from paperfeed.config import Settings, get_settings
@@ -10,10 +13,24 @@ from paperfeed.config import Settings, get_settings
 app = typer.Typer(help="paperfeed: a self-hostable research-paper hub.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+export_app = typer.Typer(help="Export data as files.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+import_app = typer.Typer(help="Import data from files.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 
 def _settings() -> Settings:
     return get_settings()
+
+
+def _migrated_engine(settings: Settings) -> Engine:
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.check_migrated(engine)
+    except db.NotMigratedError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    return engine
 
 
 @db_app.command("upgrade")
@@ -35,6 +52,94 @@ def db_check() -> None:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     typer.echo("database is up to date")
+
+
+@db_app.command("backup")
+def db_backup(file: Path = typer.Argument(..., help="Where to write the copy.")) -> None:
+    """Online, consistent copy of the SQLite database into FILE (PostgreSQL: use pg_dump)."""
+    from paperfeed import backup
+
+    engine = db.make_engine(_settings().database_url)
+    try:
+        size = backup.backup(engine, file)
+    except backup.BackupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"backed up to {file} ({size / 1e6:.1f} MB, integrity checked)")
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Path = typer.Argument(..., help="A file written by `paperfeed db backup`."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Replace the SQLite database's contents with a backup (stop web and workers first)."""
+    from paperfeed import backup
+
+    engine = db.make_engine(_settings().database_url)
+    if not yes:
+        typer.confirm(f"Replace everything in {engine.url} with {file}?", abort=True)
+    try:
+        backup.restore(engine, file)
+        db.check_migrated(engine)
+    except (backup.BackupError, db.NotMigratedError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"restored {engine.url} from {file}")
+
+
+@export_app.command("users")
+def export_users(
+    file: Path = typer.Argument(..., help="JSON file to write ('-' for stdout)."),
+) -> None:
+    """Write all user data (accounts, votes, comments, collections, subscriptions...) as JSON."""
+    import json
+
+    from paperfeed import userdata
+
+    settings = _settings()
+    engine = _migrated_engine(settings)
+    with db.read(engine) as conn:
+        doc = userdata.export_all(conn, source=settings.base_url)
+    text = json.dumps(doc, ensure_ascii=False, indent=1)
+    if str(file) == "-":
+        typer.echo(text)
+        return
+    tmp = file.with_name(file.name + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(file)
+    typer.echo(
+        f"exported {len(doc['users'])} users, {len(doc['comments'])} comments, "
+        f"{len(doc['subscribers'])} subscribers, {len(doc['papers'])} referenced papers to {file}",
+        err=True,
+    )
+
+
+@import_app.command("users")
+def import_users(
+    file: Path = typer.Argument(..., help="A file written by `paperfeed export users`."),
+) -> None:
+    """Merge a user-data export into this instance (idempotent; existing records are kept)."""
+    import json
+
+    from paperfeed import userdata
+
+    engine = _migrated_engine(_settings())
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+        with db.transaction(engine) as conn:
+            stats = userdata.import_all(conn, doc)
+    except (OSError, ValueError, KeyError) as exc:
+        typer.echo(
+            f"cannot import {file}: {type(exc).__name__}: {exc}; nothing was changed", err=True
+        )
+        raise typer.Exit(1) from exc
+    created = ", ".join(f"{n} {k}" for k, n in stats.created.items()) or "nothing new"
+    typer.echo(f"imported: {created}")
+    for conflict in stats.conflicts:
+        typer.echo(f"conflict: {conflict}", err=True)
+    if stats.conflicts:
+        raise typer.Exit(1)
 
 
 @app.command()
