@@ -103,3 +103,18 @@ def test_listing_ranks_by_upvotes_and_neighbours_skip_empty_days(engine):
         prev, nxt = papers.neighbours(conn, day)
         assert (prev.start, nxt.start) == (fri, tue)
         assert papers.latest_featured_date(conn) == tue
+
+
+def test_author_and_category_rows_follow_changes(engine):
+    from sqlalchemy import text
+
+    upsert(engine, rec(version=1, authors=["José Núñez", "B. Smith"], categories=["cs.CL"]))
+    upsert(engine, rec(version=2, authors=["B. Smith"], categories=["cs.LG", "cs.CL"]))
+    with db.read(engine) as conn:
+        keys = conn.execute(text("SELECT name_key FROM paper_authors ORDER BY position")).scalars()
+        cats = conn.execute(
+            text("SELECT category FROM paper_categories ORDER BY category")
+        ).scalars()
+        assert list(keys) == ["b. smith"]
+        assert list(cats) == ["cs.CL", "cs.LG"]
+    assert papers.name_key("José  Núñez") == "jose nunez"

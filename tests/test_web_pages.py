@@ -87,3 +87,23 @@ def test_csrf_cookie_is_set_and_headers_present(client):
     r = client.get("/papers")
     assert "pf_csrf" in r.cookies
     assert "default-src 'self'" in r.headers["content-security-policy"]
+
+
+def test_listing_pages_beyond_page_size(client, engine):
+    from paperfeed.web.pages import PAGE_SIZE
+
+    day = dt.date(2024, 6, 3)
+    recs = [
+        PaperRecord(
+            arxiv_id=f"2406.{i:05d}", title=f"P{i}", source="t", upvotes=i, featured_date=day
+        )
+        for i in range(PAGE_SIZE + 5)
+    ]
+    with db.transaction(engine) as conn:
+        papers.upsert_records(conn, recs)
+    first = client.get("/papers/date/2024-06-03")
+    assert "More papers" in first.text
+    assert f">P{PAGE_SIZE + 4}<" in first.text
+    second = client.get("/papers/date/2024-06-03?p=2")
+    assert ">P0<" in second.text
+    assert f">P{PAGE_SIZE + 4}<" not in second.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -63,11 +64,13 @@ class UpsertStats:
         return self
 
 
+@functools.lru_cache(maxsize=65536)  # author names repeat a lot across papers
 def name_key(name: str) -> str:
     """Author-name key for lookups: accents folded, lowercase, single spaces."""
-    folded = unicodedata.normalize("NFKD", name)
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
-    return " ".join(folded.lower().replace(".", ". ").split())
+    if not name.isascii():
+        name = unicodedata.normalize("NFKD", name)
+        name = "".join(c for c in name if not unicodedata.combining(c))
+    return " ".join(name.lower().replace(".", ". ").split())
 
 
 def _is_empty(value: Any) -> bool:
@@ -150,23 +153,31 @@ def _merged_row(cur: dict[str, Any], rec: PaperRecord) -> dict[str, Any]:
     return row
 
 
-def _write_side_tables(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Replace the author and category rows of the given papers (ids must be set)."""
-    ids = [r["id"] for r in rows]
-    conn.execute(delete(authors_t).where(authors_t.c.paper_id.in_(ids)))
-    conn.execute(delete(categories_t).where(categories_t.c.paper_id.in_(ids)))
+def _write_side_tables(
+    conn: Connection, rows: Sequence[dict[str, Any]], *, replace: Sequence[int] = ()
+) -> None:
+    """Write the author and category rows of the given papers (ids must be set); the papers in
+    `replace` lose their old rows first."""
+    if replace:
+        conn.execute(delete(authors_t).where(authors_t.c.paper_id.in_(replace)))
+        conn.execute(delete(categories_t).where(categories_t.c.paper_id.in_(replace)))
     author_rows = [
-        {"paper_id": r["id"], "position": i, "name": n[:300], "name_key": name_key(n)[:300]}
-        for r in rows
-        for i, n in enumerate(r["authors"])
+        (r["id"], i, n[:300], name_key(n)[:300]) for r in rows for i, n in enumerate(r["authors"])
     ]
-    cat_rows = [
-        {"paper_id": r["id"], "category": c} for r in rows for c in dict.fromkeys(r["categories"])
-    ]
+    cat_rows = [(r["id"], c) for r in rows for c in dict.fromkeys(r["categories"])]
+    # Plain DBAPI executemany: these are the bulk of an import's rows (about 6 per paper) and
+    # SQLAlchemy's per-row parameter processing would cost more than SQLite's insert itself.
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     if author_rows:
-        conn.execute(insert(authors_t), author_rows)
+        conn.exec_driver_sql(
+            "INSERT INTO paper_authors (paper_id, position, name, name_key) "
+            f"VALUES ({mark}, {mark}, {mark}, {mark})",
+            author_rows,
+        )
     if cat_rows:
-        conn.execute(insert(categories_t), cat_rows)
+        conn.exec_driver_sql(
+            f"INSERT INTO paper_categories (paper_id, category) VALUES ({mark}, {mark})", cat_rows
+        )
 
 
 def upsert_records(conn: Connection, records: Sequence[PaperRecord]) -> UpsertStats:
@@ -215,14 +226,14 @@ def upsert_records(conn: Connection, records: Sequence[PaperRecord]) -> UpsertSt
         conn.execute(
             update(papers_t).where(papers_t.c.id == row["id"]).values(**values, modified_at=now)
         )
-    side = inserts + [
+    changed_lists = [
         r
         for r in updates
         if r["authors"] != originals[r["arxiv_id"]]["authors"]
         or r["categories"] != originals[r["arxiv_id"]]["categories"]
     ]
-    if side:
-        _write_side_tables(conn, side)
+    if inserts or changed_lists:
+        _write_side_tables(conn, inserts + changed_lists, replace=[r["id"] for r in changed_lists])
     return stats
 
 
@@ -312,13 +323,19 @@ def latest_featured_date(conn: Connection) -> dt.date | None:
     ).scalar()
 
 
+# What a card shows: everything but the long texts, so listings stay light at any catalog size.
+CARD_COLUMNS = tuple(
+    c for c in papers_t.c if c.name not in ("abstract", "comments", "versions", "extra")
+)
+
+
 def featured_in(
     conn: Connection, period: Period, *, limit: int = 100, offset: int = 0
 ) -> list[Row[Any]]:
     """Papers featured in the period, most upvoted first (ties: newest submission first)."""
     return list(
         conn.execute(
-            select(papers_t)
+            select(*CARD_COLUMNS)
             .where(_visible_featured(), papers_t.c.featured_date.between(period.start, period.end))
             .order_by(papers_t.c.upvotes.desc(), papers_t.c.id.desc())
             .limit(limit)

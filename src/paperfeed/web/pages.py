@@ -17,6 +17,7 @@ router = APIRouter()
 paper_router = APIRouter()
 
 NEW_WINDOW = dt.timedelta(hours=24)  # "new" marker: featured within the last 24 hours
+PAGE_SIZE = 100  # cards per listing page; a busy month has ~600 featured papers
 
 
 @router.get("/", include_in_schema=False)
@@ -24,26 +25,33 @@ def home() -> Response:
     return RedirectResponse("/papers", status_code=307)
 
 
-def _listing(request: Request, conn: ReadConn, period: papers.Period) -> HTMLResponse:
-    items = papers.featured_in(conn, period, limit=500)
+def _listing(request: Request, conn: ReadConn, period: papers.Period, page: int) -> HTMLResponse:
+    page = max(1, page)
+    items = papers.featured_in(conn, period, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
     prev, nxt = papers.neighbours(conn, period)
     new_since = (dt.datetime.now(dt.UTC) - NEW_WINDOW).date()
-    return render(
-        request,
-        "listing.html",
-        {"period": period, "papers": items, "prev": prev, "next": nxt, "new_since": new_since},
-    )
+    context = {
+        "period": period,
+        "papers": items[:PAGE_SIZE],
+        "prev": prev,
+        "next": nxt,
+        "new_since": new_since,
+        "page": page,
+        "more": len(items) > PAGE_SIZE,
+        "rank_offset": (page - 1) * PAGE_SIZE,
+    }
+    return render(request, "listing.html", context)
 
 
 @router.get("/papers", response_class=HTMLResponse, include_in_schema=False)
-def front_page(request: Request, conn: ReadConn) -> HTMLResponse:
+def front_page(request: Request, conn: ReadConn, p: int = 1) -> HTMLResponse:
     """The latest featured day."""
     latest = papers.latest_featured_date(conn) or dt.date.today()
-    return _listing(request, conn, papers.Period.containing("date", latest))
+    return _listing(request, conn, papers.Period.containing("date", latest), p)
 
 
 @router.get("/papers/{kind}/{slug}", response_class=HTMLResponse, include_in_schema=False)
-def period_page(request: Request, conn: ReadConn, kind: str, slug: str) -> HTMLResponse:
+def period_page(request: Request, conn: ReadConn, kind: str, slug: str, p: int = 1) -> HTMLResponse:
     """/papers/date/YYYY-MM-DD, /papers/week/YYYY-Www, /papers/month/YYYY-MM."""
     if kind not in ("date", "week", "month"):
         return paper_page(request, conn, f"{kind}/{slug}")
@@ -54,7 +62,7 @@ def period_page(request: Request, conn: ReadConn, kind: str, slug: str) -> HTMLR
         raise HTTPException(
             404, f"{slug!r} is not a {kind}; use e.g. /papers/{kind}/{example}"
         ) from exc
-    return _listing(request, conn, period)
+    return _listing(request, conn, period, p)
 
 
 @paper_router.get("/papers/{arxiv_id:path}", response_class=HTMLResponse, include_in_schema=False)
