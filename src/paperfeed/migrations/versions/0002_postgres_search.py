@@ -33,6 +33,10 @@ TSV = """
 """
 
 
+# Lowercase, runs of anything but letters/digits/_ to one space, trimmed (= title_key for ASCII).
+TITLE_KEY = "btrim(regexp_replace(lower(title), '[^[:alnum:]_]+', ' ', 'g'))"
+
+
 def _has_pgvector(bind: sa.Connection) -> bool:
     return bool(
         bind.execute(
@@ -49,6 +53,8 @@ def upgrade() -> None:
         f"ALTER TABLE papers ADD COLUMN search_tsv tsvector GENERATED ALWAYS AS ({TSV}) STORED"
     )
     op.execute("CREATE INDEX ix_papers_search_tsv ON papers USING gin (search_tsv)")
+    # Exact-title lookups (a pasted title finds its paper first): search.query.title_key in SQL.
+    op.execute(f"CREATE INDEX ix_papers_title_key ON papers (({TITLE_KEY}))")
     if not _has_pgvector(bind):
         return
     op.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -84,5 +90,6 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS paperfeed_embeddings_reset_vec()")
     op.execute("DROP INDEX IF EXISTS ix_embeddings_vec_hnsw")
     op.execute("ALTER TABLE embeddings DROP COLUMN IF EXISTS vec")
+    op.execute("DROP INDEX IF EXISTS ix_papers_title_key")
     op.execute("DROP INDEX IF EXISTS ix_papers_search_tsv")
     op.execute("ALTER TABLE papers DROP COLUMN IF EXISTS search_tsv")
