@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
+import json
 import os
 import random
 import secrets
@@ -32,13 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).parent))
 from sqlalchemy import func, select, text
 
-from paperfeed import db
+from paperfeed import db, papers
 from paperfeed.models import Paper, table_of
-from web_latency import WORDS, build
+from paperfeed.sources import PaperRecord
 
 PAPERFEED = str(Path(sys.executable).parent / "paperfeed")
 MIX = {"front": 0.4, "paper": 0.3, "search": 0.2, "upvote": 0.1}
@@ -55,6 +55,84 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv_snapshot_sample.jsonl"
+
+
+def real_texts(limit: int = 40_000) -> list[dict[str, object]]:
+    """Titles, abstracts, authors and categories of real papers (the shared arXiv sample)."""
+    out: list[dict[str, object]] = []
+    with SAMPLE.open() as fh:
+        for line in fh:
+            r = json.loads(line)
+            if not r.get("title") or not r.get("abstract"):
+                continue
+            out.append(
+                {
+                    "title": " ".join(r["title"].split()),
+                    "abstract": " ".join(r["abstract"].split()),
+                    "authors": [a.strip() for a in r["authors"].split(",") if a.strip()][:20],
+                    "categories": r["categories"].split(),
+                }
+            )
+            if len(out) == limit:
+                break
+    return out
+
+
+def make_queries(count: int = 500, seed: int = 3) -> list[str]:
+    """What people type: 2-3 words from a real title (70%), an author (20%), a title (10%)."""
+    rng = random.Random(seed)
+    texts = real_texts(5000)
+    out = []
+    for _ in range(count):
+        t = rng.choice(texts)
+        roll = rng.random()
+        if roll < 0.7:
+            words = [w.strip(".,:;()") for w in str(t["title"]).split() if len(w) > 3]
+            out.append(" ".join(rng.sample(words, min(len(words), rng.choice((2, 2, 3))))))
+        elif roll < 0.9 and t["authors"]:
+            out.append(rng.choice(t["authors"]))  # type: ignore[arg-type]
+        else:
+            out.append(str(t["title"]))
+    return out
+
+
+def build(url: str, n: int, seed: int = 7) -> None:
+    """n papers with real text (the ~31k real ones repeated), ~20 featured per weekday."""
+    rng = random.Random(seed)
+    texts = real_texts()
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    start = dt.date(2024, 1, 1)
+    t0 = time.perf_counter()
+    for base in range(0, n, 5000):
+        batch = []
+        for i in range(base, min(n, base + 5000)):
+            t = texts[i % len(texts)]
+            day = start + dt.timedelta(days=i // 400)  # ~400 new papers a day
+            featured = day if day.weekday() < 5 and i % 20 == 0 else None  # ~20 a weekday
+            batch.append(
+                PaperRecord(
+                    arxiv_id=f"{24 + i // 90000:02d}{1 + (i // 7500) % 12:02d}.{i % 90000:05d}",
+                    title=str(t["title"]),
+                    source="bench",
+                    abstract=str(t["abstract"]),
+                    authors=list(t["authors"]),  # type: ignore[call-overload]
+                    categories=list(t["categories"]),  # type: ignore[call-overload]
+                    published=day,
+                    featured_date=featured,
+                    upvotes=rng.randrange(200) if featured else 0,
+                    version=1,
+                )
+            )
+        with db.transaction(engine) as conn:
+            papers.upsert_records(conn, batch)
+        if base % 50_000 == 0:
+            print(f"  {base + len(batch)} papers, {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"built {n} papers in {time.perf_counter() - t0:.0f} s", flush=True)
+    engine.dispose()
 
 
 def prepare(url: str, n: int, accounts: int) -> tuple[list[str], list[tuple[str, str]]]:
@@ -115,6 +193,7 @@ async def user_loop(
     think: float,
     stats: Stats,
     mix: dict[str, float],
+    queries: list[str],
 ) -> None:
     kinds, weights = list(mix), list(mix.values())
     while time.perf_counter() < stop:
@@ -128,7 +207,7 @@ async def user_loop(
         elif kind == "paper":
             req = client.build_request("GET", f"/papers/{rng.choice(ids)}")
         elif kind == "search":
-            q = " ".join(rng.sample(WORDS, rng.choice((1, 2, 2, 3))))
+            q = rng.choice(queries)
             req = client.build_request("GET", "/papers", params={"q": q})
         else:
             assert session is not None
@@ -164,6 +243,7 @@ async def load(
     duration: float,
     think: float,
     mix: dict[str, float],
+    queries: list[str],
 ) -> Stats:
     stats = Stats()
     limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
@@ -181,6 +261,7 @@ async def load(
                     think,
                     stats,
                     mix,
+                    queries,
                 )
                 for i in range(users)
             )
@@ -253,11 +334,15 @@ def main() -> None:
     ap.add_argument("--think", type=float, default=1.0, help="mean think time, s (0: closed loop)")
     ap.add_argument("--data-dir", default="/tmp/pf-bench-load-data")
     ap.add_argument("--mix", default="", help="e.g. front=0.4,paper=0.3,search=0.2,upvote=0.1")
+    ap.add_argument("--build-only", action="store_true", help="build the catalog and exit")
     args = ap.parse_args()
     mix = dict(MIX)
     if args.mix:
         mix = {k: float(v) for k, v in (p.split("=") for p in args.mix.split(","))}
     ids, sessions = prepare(args.db, args.papers, args.accounts)
+    if args.build_only:
+        return
+    queries = make_queries()
     engine_kind = args.db.split(":", 1)[0]
     print(
         f"{len(ids)} papers, {len(sessions)} signed-in accounts, {args.users} users, "
@@ -268,7 +353,7 @@ def main() -> None:
         proc, base = serve(args.db, workers, args.data_dir)
         try:
             stats = asyncio.run(
-                load(base, ids, sessions, args.users, args.duration, args.think, mix)
+                load(base, ids, sessions, args.users, args.duration, args.think, mix, queries)
             )
         finally:
             proc.terminate()

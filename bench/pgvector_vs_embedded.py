@@ -22,11 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from pgvector.psycopg import register_vector
-from sqlalchemy import make_url
-
 from paperfeed.search.embedder import DIM, get_embedder, paper_text
 from paperfeed.search.vectors import load_index, write_index
+from pgvector.psycopg import register_vector
+from sqlalchemy import make_url
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv_snapshot_sample.jsonl"
 CACHE = Path("/tmp/pf-bench-real-vectors.npy")
