@@ -9,11 +9,12 @@ from sqlalchemy import Engine
 
 from paperfeed import db
 from paperfeed.config import Settings, get_settings
+from paperfeed.ingest_cli import export_app, ingest_app
 
 app = typer.Typer(help="paperfeed: a self-hostable research-paper hub.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-export_app = typer.Typer(help="Export data as files.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")
 import_app = typer.Typer(help="Import data from files.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
@@ -213,3 +214,7 @@ def doctor(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

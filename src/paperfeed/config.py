@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     arxiv_delay_s: float = 3.0  # arXiv API terms: at most one request every 3 seconds
     http_timeout_s: float = 30.0
     http_max_retries: int = 4
+    http_backoff_s: float = 2.0  # first retry wait; doubles per retry unless Retry-After says
 
     # Mail
     mail_backend: str = "outbox"  # "outbox" (local Maildir) | "smtp"

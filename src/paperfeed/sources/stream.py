@@ -1,0 +1,64 @@
+"""What a source stream yields besides records: checkpoints, and a resumable JSONL line reader."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from paperfeed.sources import PaperRecord, Rejected
+
+
+@dataclass
+class Checkpoint:
+    """'Everything yielded before me may be committed with this state saved under `key`.'
+
+    The pipeline saves the latest checkpoint in the same transaction as the records before it,
+    so a rerun resumes exactly after the last committed batch. `done`/`total` drive the
+    progress bar (in the source's own unit: bytes, records). `state=None` clears the key
+    (the source finished; the next run starts from the beginning again).
+    """
+
+    key: str | None  # None: progress only, nothing to save
+    state: dict[str, Any] | None
+    done: int = 0
+    total: int | None = None
+
+
+Item = PaperRecord | Rejected | Checkpoint
+
+
+def file_identity(path: Path) -> dict[str, Any]:
+    """Size and mtime: a checkpoint only applies to the same file it was taken on."""
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def iter_json_lines(
+    path: Path, *, offset: int = 0, line_no: int = 0
+) -> Iterator[tuple[int, int, Any | Rejected]]:
+    """Yield (line number, byte offset after the line, decoded object or Rejected) from offset.
+
+    Streams in constant memory (one line at a time); blank lines are skipped; a line that is
+    not a JSON object (truncated, garbage) becomes a `Rejected` with its line number.
+    """
+    with path.open("rb") as f:
+        f.seek(offset)
+        pos = offset
+        for raw in f:
+            line_no += 1
+            pos += len(raw)
+            if not raw.strip():
+                continue
+            try:
+                obj = orjson.loads(raw)  # ~3x faster than json.loads on snapshot rows
+            except orjson.JSONDecodeError as exc:  # a ValueError: also bad UTF-8
+                yield line_no, pos, Rejected(f"line {line_no}", f"invalid JSON: {exc}")
+                continue
+            if not isinstance(obj, dict):
+                yield line_no, pos, Rejected(f"line {line_no}", "not a JSON object")
+                continue
+            yield line_no, pos, obj
