@@ -20,6 +20,9 @@ import_app = typer.Typer(help="Import data from files.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 
 
+WORKER_HEALTHCHECK_S = 60  # seconds a busy worker may take to answer the supervisor's ping
+
+
 def _settings() -> Settings:
     return get_settings()
 
@@ -182,6 +185,9 @@ def serve(
         reload=reload,
         log_level=settings.log_level,
         access_log=False,  # replaced by paperfeed's one-JSON-line-per-request log
+        # uvicorn's supervisor kills a worker that misses a 5 s ping; on a saturated machine
+        # (or while a worker imports at startup) that turns load into a restart loop.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
 
 
