@@ -52,7 +52,7 @@ def served(settings, engine, tmp_path):
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # worker start-up on a busy 2-core machine
     ready = 0
     while ready < 2 and time.monotonic() < deadline:  # both workers up (each logs its startup)
         time.sleep(0.3)
