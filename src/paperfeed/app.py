@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from paperfeed import db
+from paperfeed import db, ranking
+from paperfeed.api import common as api_common
+from paperfeed.api import hf as api_hf
+from paperfeed.api import v1 as api_v1
 from paperfeed.config import Settings
-from paperfeed.web import errors, ops, pages, security
+from paperfeed.web import errors, listings, ops, pages, security
 from paperfeed.web.deps import make_templates
 
+log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 
@@ -30,6 +35,12 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """Build the app; refuses an unmigrated database with the command that fixes it."""
     engine = engine or db.make_engine(settings.database_url)
     db.check_migrated(engine)
+    with db.read(engine) as conn:
+        if ranking.active_weights(conn) != ranking.Weights.from_settings(settings):
+            log.warning(
+                "PAPERFEED_TRENDING_* differ from the weights trending was scored with; "
+                "run `paperfeed trending rescore` to apply them."
+            )
     app = FastAPI(
         title=settings.site_name,
         docs_url="/api/docs",
@@ -43,6 +54,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     errors.install(app)
     ops.install(app)  # after the other middleware: outermost, times and logs everything
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
+    api_common.install(app, settings)
+    # Before pages.router: its /papers/{kind}/{slug} would catch /papers/trending/feed.atom.
+    app.include_router(api_hf.router)
+    app.include_router(api_v1.router)
+    app.include_router(listings.router)
     app.include_router(pages.router)
     # Keep last: its /papers/{arxiv_id:path} route would shadow any /papers/<word> route after it.
     app.include_router(pages.paper_router)

@@ -218,6 +218,28 @@ def doctor(
         raise typer.Exit(1)
 
 
+trending_app = typer.Typer(help="Trending scores (stored hotness).", no_args_is_help=True)
+app.add_typer(trending_app, name="trending")
+
+
+@trending_app.command("rescore")
+def trending_rescore() -> None:
+    """Recompute every paper's hotness with the PAPERFEED_TRENDING_* weights (idempotent)."""
+    from paperfeed import ranking
+
+    settings = _settings()
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.check_migrated(engine)
+    except db.NotMigratedError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    weights = ranking.Weights.from_settings(settings)
+    with db.transaction(engine) as conn:
+        changed = ranking.rescore(conn, weights)
+    typer.echo(f"rescored: {changed} papers changed; weights {weights}")
+
+
 def main() -> None:
     app()
 

@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     smtp_password: str = ""
     smtp_tls: str = "none"  # "none" | "starttls" | "tls"
 
+    # Trending (see paperfeed.ranking for the formula and why each default is what it is)
+    trending_gravity_s: float = 86400.0  # seconds of age that cost one point (1 day)
+    trending_vote_weight: float = 1.0  # points per tenfold upvotes (log10)
+    trending_comment_weight: float = 0.5  # points per tenfold comments (log10)
+    trending_star_weight: float = 0.25  # points per tenfold GitHub stars (log10)
+    trending_growth_weight: float = 0.5  # points per tenfold stars gained per day (log10)
+    trending_cache_s: float = 15.0  # how long a listing response may be reused (seconds)
+
     # Operations
     log_format: str = "json"  # "json" (one object per line, for log shippers) | "text"
     log_level: str = "info"

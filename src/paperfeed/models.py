@@ -88,7 +88,11 @@ class Paper(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     modified_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
-    __table_args__ = (Index("ix_papers_featured_upvotes", "featured_date", "upvotes"),)
+    __table_args__ = (
+        Index("ix_papers_featured_upvotes", "featured_date", "upvotes"),
+        # Trending windows rank from this index alone (see ranking.trending).
+        Index("ix_papers_featured_hotness", "featured_date", "hotness", "arxiv_id", "hidden"),
+    )
 
 
 class PaperAuthor(Base):

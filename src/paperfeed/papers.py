@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
-from paperfeed import db
+from paperfeed import db, ranking
 from paperfeed.models import Paper, PaperAuthor, PaperCategory, table_of, utcnow
 from paperfeed.sources import PaperRecord, find_code_url, parse_arxiv_id
 
@@ -236,6 +236,8 @@ def upsert_records(conn: Connection, records: Sequence[PaperRecord]) -> UpsertSt
     ]
     if inserts or changed_lists:
         _write_side_tables(conn, inserts + changed_lists, replace=[r["id"] for r in changed_lists])
+    # Trending: keep the stored hotness in step with the counts just written (see ranking.py).
+    ranking.refresh_hotness(conn, [r["id"] for r in (*inserts, *updates)])
     return stats
 
 
