@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 from sqlalchemy import func, select, text
 
 from paperfeed import db, papers
@@ -269,10 +270,27 @@ async def load(
     return stats
 
 
-def report(label: str, stats: Stats, duration: float) -> None:
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by a process and its children (the uvicorn workers)."""
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def report(label: str, stats: Stats, duration: float, server_cpu_s: float) -> None:
     total = sum(len(t) for t in stats.times.values())
     errors = sum(stats.errors.values())
-    print(f"\n== {label}: {total / duration:.0f} req/s total, {errors} errors")
+    print(
+        f"\n== {label}: {total / duration:.0f} req/s total, {errors} errors; web processes used "
+        f"{server_cpu_s / duration:.2f} cores, {1000 * server_cpu_s / max(total, 1):.1f} ms CPU "
+        f"per request; load average {os.getloadavg()[0]:.1f}"
+    )
     print(
         f"{'endpoint':10s} {'count':>7s} {'req/s':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}"
     )
@@ -352,13 +370,15 @@ def main() -> None:
     for workers in [int(w) for w in args.workers.split(",")]:
         proc, base = serve(args.db, workers, args.data_dir)
         try:
+            cpu0 = tree_cpu_s(proc.pid)
             stats = asyncio.run(
                 load(base, ids, sessions, args.users, args.duration, args.think, mix, queries)
             )
+            cpu = tree_cpu_s(proc.pid) - cpu0
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-        report(f"{engine_kind}, {workers} web worker(s)", stats, args.duration)
+        report(f"{engine_kind}, {workers} web worker(s)", stats, args.duration, cpu)
 
 
 if __name__ == "__main__":
