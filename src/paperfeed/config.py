@@ -31,6 +31,24 @@ class Settings(BaseSettings):
     http_max_retries: int = 4
     http_backoff_s: float = 2.0  # first retry wait; doubles per retry unless Retry-After says
 
+    # Community: accounts, sessions, abuse limits
+    session_hours: int = 12  # lifetime of a session without "remember me"
+    remember_days: int = 30  # lifetime of a "remember me" session (persistent cookie)
+    # argon2id cost: RFC 9106 §4 second recommended option (t=3, 64 MiB, p=4); tests lower it.
+    password_time_cost: int = 3
+    password_memory_kib: int = 65536
+    password_parallelism: int = 4
+    verify_token_hours: int = 48  # email-verification link lifetime
+    reset_token_hours: int = 2  # password-reset link lifetime
+    signin_limit_per_ip: int = 30  # sign-in attempts per IP per 15-minute window
+    signin_limit_per_name: int = 10  # attempts per login name per 15-minute window
+    lockout_after: int = 5  # consecutive failed sign-ins before an account locks
+    lockout_base_s: int = 60  # first lockout; doubles per further failure, capped at 1 hour
+    signup_limit_per_ip: int = 10  # sign-ups per IP per hour
+    submit_daily_limit: int = 10  # paper submissions per user per UTC day
+    comment_limit: int = 20  # comments per user per 10-minute window
+    mail_limit_per_ip: int = 5  # verification/reset mails requested per IP per hour
+
     # Mail
     mail_backend: str = "outbox"  # "outbox" (local Maildir) | "smtp"
     mail_from: str = "paperfeed <noreply@localhost>"

@@ -35,37 +35,56 @@ def authors_short(authors: list[str], limit: int = 6) -> str:
     return ", ".join(authors[:limit]) + f" et al. ({len(authors)} authors)"
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:  # async: no threadpool hop
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 
 def read_conn(request: Request) -> Iterator[Connection]:
     """A read transaction for the request (deferred: never blocks on SQLite writers)."""
     with db.read(request.app.state.engine) as conn:
+        request.state.conn = conn  # render() reuses it for per-viewer card state
         yield conn
 
 
 def write_conn(request: Request) -> Iterator[Connection]:
-    """A write transaction for the request: one request, one transaction."""
-    with db.transaction(request.app.state.engine) as conn:
-        yield conn
+    """A write transaction for the request: one request, one transaction.
+
+    The transaction begins lazily, at the handler's first statement (SQLAlchemy autobegin fires
+    db.py's BEGIN IMMEDIATE then). Beginning it here, in the dependency's worker thread, would
+    hold SQLite's write lock while the handler waits for a free worker thread; with every worker
+    queued on that lock, requests deadlock until the busy timeout.
+    """
+    with request.app.state.engine.connect() as conn:
+        conn.execution_options(write=True)
+        request.state.conn = conn
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ReadConn = Annotated[Connection, Depends(read_conn)]
-WriteConn = Annotated[Connection, Depends(write_conn)]
+# scope="function": commit (or roll back) before the response is sent, so a client never sees
+# success for a write that then fails to commit, and its next request sees the write.
+WriteConn = Annotated[Connection, Depends(write_conn, scope="function")]
 
 
 def render(
     request: Request, template: str, context: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:
     """Render a page with the shared context (current user, CSRF token, today)."""
+    from paperfeed.web.viewer import annotate  # late: viewer imports domain modules
+
     base = {
+        "viewer": annotate(request, context),
         "request": request,
         "today": dt.date.today(),
         "current_user": getattr(request.state, "user", None),

@@ -79,4 +79,11 @@ def paper_page(request: Request, conn: ReadConn, arxiv_id: str) -> HTMLResponse:
         return render(
             request, "not_found.html", {"query": canonical, "valid": True}, status_code=404
         )
-    return render(request, "paper.html", {"paper": paper, "bibtex": papers.bibtex(paper)})
+    from paperfeed.web.community_routes import paper_context  # comments, follows, collections
+
+    user = getattr(request.state, "user", None)
+    return render(
+        request,
+        "paper.html",
+        {"paper": paper, "bibtex": papers.bibtex(paper), **paper_context(conn, paper, user)},
+    )
