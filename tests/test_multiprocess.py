@@ -52,17 +52,23 @@ def served(settings, engine, tmp_path):
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180  # worker start-up on a busy 2-core machine
-    ready = 0
-    while ready < 2 and time.monotonic() < deadline:  # both workers up (each logs its startup)
-        time.sleep(0.3)
-        assert proc.poll() is None, (tmp_path / "server.log").read_text()
-        ready = (tmp_path / "server.log").read_text().count("Application startup complete")
-    assert ready == 2, (tmp_path / "server.log").read_text()
-    yield base, tmp_path
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+    try:
+        deadline = time.monotonic() + 180  # worker start-up on a busy 2-core machine
+        ready = 0
+        while ready < 2 and time.monotonic() < deadline:  # both workers up (each logs startup)
+            time.sleep(0.3)
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()
+            ready = (tmp_path / "server.log").read_text().count("Application startup complete")
+        assert ready == 2, (tmp_path / "server.log").read_text()
+        yield base, tmp_path
+    finally:  # never leave a server behind, whatever failed
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 def test_two_workers_share_state_metrics_and_logs(served):
