@@ -37,6 +37,15 @@ def served(settings, engine, tmp_path):
             conn,
             [PaperRecord(arxiv_id="2405.15738", title="Shared paper", source="t", upvotes=3)],
         )
+    from paperfeed import accounts, credentials
+
+    cheap = settings.model_copy(
+        update={"password_memory_kib": 1024, "password_time_cost": 1, "password_parallelism": 1}
+    )
+    with db.transaction(engine) as conn:
+        made = accounts.sign_up(conn, cheap, "ada", "ada@example.org", "pw-0123456789")
+        assert made.user_id is not None
+        session = credentials.create_session(conn, cheap, made.user_id, remember=False)
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("PAPERFEED_", "PROMETHEUS_"))},
@@ -60,7 +69,7 @@ def served(settings, engine, tmp_path):
             assert proc.poll() is None, (tmp_path / "server.log").read_text()
             ready = (tmp_path / "server.log").read_text().count("Application startup complete")
         assert ready == 2, (tmp_path / "server.log").read_text()
-        yield base, tmp_path
+        yield base, tmp_path, session
     finally:  # never leave a server behind, whatever failed
         proc.terminate()
         try:
@@ -71,12 +80,15 @@ def served(settings, engine, tmp_path):
         log.close()
 
 
-def test_two_workers_share_state_metrics_and_logs(served):
-    base, tmp_path = served
-    for _ in range(REQUESTS):  # a new connection each time: spread over the workers
-        with httpx.Client(base_url=base) as c:
+def test_two_workers_share_sessions_metrics_and_logs(served):
+    base, tmp_path, session = served
+    cookies = {"pf_session": session.token, "pf_csrf": session.csrf_token}
+    for i in range(REQUESTS):  # a new connection each time: spread over the workers
+        with httpx.Client(base_url=base, cookies=cookies if i % 2 else None) as c:
             r = c.get("/papers/2405.15738")
             assert r.status_code == 200 and "Shared paper" in r.text
+            # The session (a database row) is recognised by whichever worker answers.
+            assert ('href="/users/ada"' in r.text) == bool(i % 2)
     pids = {p.name.split("_")[-1] for p in (tmp_path / "data" / "metrics").glob("histogram_*.db")}
     assert len(pids) == 2, "both workers should have served requests"
     for _ in range(4):  # whichever worker answers, it reports the sum over both
@@ -99,3 +111,21 @@ def test_two_workers_share_state_metrics_and_logs(served):
     paper_lines = [ln for ln in lines if ln["path"] == "/papers/{arxiv_id:path}"]
     assert len(paper_lines) == REQUESTS
     assert len({ln["request_id"] for ln in paper_lines}) == REQUESTS
+
+
+def test_votes_from_both_workers_are_counted_exactly(served):
+    """Upvote toggles spread over two processes: the stored count is exact."""
+    base, _, session = served
+    cookies = {"pf_session": session.token, "pf_csrf": session.csrf_token}
+    states = []
+    for _ in range(6):  # toggle on/off, each on a fresh connection (either worker)
+        with httpx.Client(base_url=base, cookies=cookies) as c:
+            r = c.post(
+                "/api/papers/2405.15738/upvote", headers={"X-CSRF-Token": session.csrf_token}
+            )
+            assert r.status_code == 200, r.text
+            states.append(r.json())
+    with httpx.Client(base_url=base) as c:
+        paper = c.get("/api/papers/2405.15738").json()
+    assert paper["upvotes"] == 3, paper  # 3 from the source; six toggles end where they began
+    assert states[-1] != states[-2]
