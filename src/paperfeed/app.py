@@ -19,10 +19,12 @@ from paperfeed.web import (
     auth,
     community_api,
     community_routes,
+    digest_routes,
     errors,
     listings,
     ops,
     pages,
+    search_routes,
     security,
 )
 from paperfeed.web.deps import make_templates
@@ -68,6 +70,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     ops.install(app)  # after the other middleware: outermost, times and logs everything
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
     api_common.install(app, settings)
+    # Before the API routers: their /api/papers/{arxiv_id:path} would catch .../similar.
+    app.include_router(search_routes.router)
     # Community first: the catalog APIs' /api/papers/{id} and the listings' /papers/... routes
     # would otherwise catch /api/papers/{id}/comments and /papers/submit.
     app.include_router(community_api.router)
@@ -78,6 +82,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(api_v1.router)
     app.include_router(listings.router)
     app.include_router(pages.router)
+    app.include_router(digest_routes.router)
     # Keep last: its /papers/{arxiv_id:path} route would shadow any /papers/<word> route after it.
     app.include_router(pages.paper_router)
     return app

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.progress import TaskID
 from sqlalchemy import Engine
 
-from paperfeed import db
+from paperfeed import db, digest_cli
 from paperfeed.config import Settings, get_settings
 from paperfeed.ingest_cli import export_app, ingest_app
 
@@ -16,6 +17,7 @@ db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 users_app = typer.Typer(help="Accounts and moderation roles.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+digest_cli.register(app)  # mail, digest, worker
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")
 import_app = typer.Typer(help="Import data from files.", no_args_is_help=True)
@@ -313,6 +315,95 @@ def trending_rescore() -> None:
     with db.transaction(engine) as conn:
         changed = ranking.rescore(conn, weights)
     typer.echo(f"rescored: {changed} papers changed; weights {weights}")
+
+
+def _engine(settings: Settings) -> Engine:
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.check_migrated(engine)
+    except db.NotMigratedError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    return engine
+
+
+@app.command("index")
+def index_cmd(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Embed new or changed papers and bring the search indexes up to date (resumable)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from paperfeed import search
+
+    settings = _settings()
+    engine = _engine(settings)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=quiet,
+        transient=False,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        try:
+            report = search.index_pending(engine, settings, progress=progress)
+        except search.IndexBusyError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from exc
+    typer.echo(
+        f"keyword index: {report.keyword_updated} updated, {report.keyword_deleted} removed; "
+        f"embeddings: {report.embedded} computed, {report.unchanged} unchanged; "
+        f"vector index: {report.vectors} vectors" + (" (rebuilt)" if report.vectors_rebuilt else "")
+    )
+
+
+@app.command("search")
+def search_cmd(
+    query: str = typer.Argument(..., help="Search text, e.g. '\"diffusion\" author:ho year:2020'."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=100, help="Results to print."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many results."),
+    mode: str = typer.Option("hybrid", "--mode", help="hybrid | keyword | semantic"),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array (rank order)."),
+) -> None:
+    """Search the catalog (the same ranking as /papers?q=)."""
+    import json
+
+    from paperfeed import search
+
+    settings = _settings()
+    engine = _engine(settings)
+    if not search.is_indexed(settings):
+        typer.echo("The search index is empty: run `paperfeed index` first.", err=True)
+    with db.read(engine) as conn:
+        page = search.search(conn, settings, query, limit=limit, offset=offset, mode=mode)
+    for line in [*page.notices, *([page.message] if page.message else [])]:
+        typer.echo(line, err=True)
+    if page.did_you_mean:
+        typer.echo(f"Did you mean arXiv:{page.did_you_mean}?", err=True)
+    if as_json:
+        rows = [
+            {
+                "arxiv_id": h.arxiv_id,
+                "title": h.title,
+                "score": h.score,
+                "authors": h.authors,
+                "published": h.published.isoformat() if h.published else None,
+                "upvotes": h.upvotes,
+            }
+            for h in page.hits
+        ]
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for rank, h in enumerate(page.hits, start=offset + 1):
+        typer.echo(f"{rank:3}. [{h.arxiv_id}] {h.title}  ({h.score:.4f})")
 
 
 def main() -> None:

@@ -57,7 +57,34 @@ class Settings(BaseSettings):
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_tls: str = "none"  # "none" | "starttls" | "tls"
+    smtp_timeout_s: float = 30.0  # per SMTP command; a silent server counts as a transient failure
+    mail_rate_per_s: float = 0.0  # sending rate limit per sending process, messages/s (0 = none)
+    mail_retries: int = 3  # extra tries after a transient failure (4xx, dropped connection)
+    mail_retry_backoff_s: float = 1.0  # first retry delay; doubles on each further try
 
+    # Digests (see README "Email digests")
+    queue_url: str = ""  # "" = embedded SqliteHuey under data_dir; redis://... or postgresql://...
+    digest_bounce_threshold: int = 3  # permanent (5xx) failures before an address is "bouncing"
+    digest_max_attempts: int = 5  # transient-failure sends of one message before it is "failed"
+    digest_claim_batch: int = 100  # messages one sender claims at a time
+    digest_claim_timeout_s: int = 600  # a claim older than this is abandoned and re-claimable
+    digest_trending_daily: int = 5  # "Trending" items in a daily digest
+    digest_trending_weekly: int = 10  # "Trending" items in a weekly digest (the week's best)
+    digest_for_you_max: int = 6  # "For you" items per digest
+    digest_similarity_min: float = 0.55  # cosine to a subscriber's liked papers to count as similar
+    digest_confirm_max_age_s: int = 3 * 24 * 3600  # confirmation links expire after 3 days
+    digest_link_max_age_s: int = 180 * 24 * 3600  # unsubscribe/manage/feedback links: 180 days
+    digest_confirm_per_hour: int = 3  # confirmation mails per address per hour (anti mail-bomb)
+    digest_unsubscribe_mailto: str = ""  # List-Unsubscribe mailto address; "" = mail_from's
+
+    # Search (see README ## Search)
+    search_semantic: bool = True  # False = keyword-only search; no model is loaded
+    search_max_tokens: int = 256  # embedding truncation (MiniLM-L6 was trained at 256 word pieces)
+    search_embed_batch: int = 8  # texts per ONNX run; bigger batches only add padding + memory
+    search_threads: int = 0  # onnxruntime/faiss threads of `paperfeed index`; 0 = all cores
+    search_query_threads: int = 1  # per query: each web worker runs one; more threads only spin
+    search_exact_max: int = 200_000  # above this many vectors, use faiss IVF-SQ8 instead of exact
+    search_ivf_nprobe: int = 32  # IVF cells visited per query (recall vs latency)
     # Trending (see paperfeed.ranking for the formula and why each default is what it is)
     trending_gravity_s: float = 86400.0  # seconds of age that cost one point (1 day)
     trending_vote_weight: float = 1.0  # points per tenfold upvotes (log10)

@@ -7,9 +7,10 @@ import datetime as dt
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from paperfeed import papers
+from paperfeed import papers, search
 from paperfeed.sources import InvalidArxivId, parse_arxiv_id
-from paperfeed.web.deps import ReadConn, render
+from paperfeed.web import search_routes
+from paperfeed.web.deps import ReadConn, SettingsDep, render
 
 router = APIRouter()
 # The paper page's path converter matches old-style ids with a slash (hep-th/9901001), so it
@@ -18,6 +19,7 @@ paper_router = APIRouter()
 
 NEW_WINDOW = dt.timedelta(hours=24)  # "new" marker: featured within the last 24 hours
 PAGE_SIZE = 100  # cards per listing page; a busy month has ~600 featured papers
+SIMILAR_COUNT = 5  # "Similar papers" on the paper page
 
 
 @router.get("/", include_in_schema=False)
@@ -44,8 +46,12 @@ def _listing(request: Request, conn: ReadConn, period: papers.Period, page: int)
 
 
 @router.get("/papers", response_class=HTMLResponse, include_in_schema=False)
-def front_page(request: Request, conn: ReadConn, p: int = 1) -> HTMLResponse:
-    """The latest featured day."""
+def front_page(
+    request: Request, conn: ReadConn, settings: SettingsDep, p: int = 1, q: str | None = None
+) -> HTMLResponse:
+    """The latest featured day; with ?q= the search results."""
+    if q is not None:
+        return search_routes.results_page(request, conn, settings, q, p)
     latest = papers.latest_featured_date(conn) or dt.date.today()
     return _listing(request, conn, papers.Period.containing("date", latest), p)
 
@@ -82,8 +88,11 @@ def paper_page(request: Request, conn: ReadConn, arxiv_id: str) -> HTMLResponse:
     from paperfeed.web.community_routes import paper_context  # comments, follows, collections
 
     user = getattr(request.state, "user", None)
-    return render(
-        request,
-        "paper.html",
-        {"paper": paper, "bibtex": papers.bibtex(paper), **paper_context(conn, paper, user)},
-    )
+    similar = search.similar(conn, request.app.state.settings, paper.id, SIMILAR_COUNT)
+    context = {
+        "paper": paper,
+        "bibtex": papers.bibtex(paper),
+        "similar": similar,
+        **paper_context(conn, paper, user),
+    }
+    return render(request, "paper.html", context)

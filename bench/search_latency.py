@@ -1,0 +1,355 @@
+"""Hybrid search latency at 10k / 100k / 1M papers, index build time, memory, ANN recall.
+
+Usage: python bench/search_latency.py [--sizes 10000,100000,1000000] [--queries 200]
+  build: a real SQLite catalog + tantivy index + vector index under bench/out/latency-N/
+         (texts: real titles/abstracts from ../shared/data, beyond 40k papers synthetic ones made
+         of real sentences; vectors: real MiniLM vectors from bench/out caches, replicated with
+         Gaussian noise beyond their count, re-normalised)
+  serve: a fresh process runs search() (query embedding included) and reports p50/p99 and RSS.
+         The query path is single-threaded, so CPU-time percentiles ("cpu p50") are what the
+         latency is on an idle core; wall-clock ones include waiting for a shared, busy CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import insert
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+SHARED = HERE.parents[1] / "shared" / "data"
+
+
+def real_texts() -> list[tuple[str, str, list[str], str | None]]:
+    """(title, abstract, authors, published) of every real paper in shared/data."""
+    rows = []
+    with (SHARED / "hf_daily_papers.jsonl").open() as fh:
+        for line in fh:
+            r = json.loads(line)
+            rows.append(
+                (r["title"], r.get("abstract") or "", r.get("authors") or [], r.get("published"))
+            )
+    with (SHARED / "arxiv_snapshot_sample.jsonl").open() as fh:
+        for line in fh:
+            r = json.loads(line)
+            authors = [" ".join(a[::-1][-2:]).strip() for a in r.get("authors_parsed") or []]
+            rows.append(
+                (
+                    " ".join(r["title"].split()),
+                    " ".join(r["abstract"].split()),
+                    authors,
+                    r.get("update_date"),
+                )
+            )
+    return rows
+
+
+def real_vectors() -> np.ndarray:
+    files = sorted(OUT.glob("emb-*-256.npy"))
+    if not files:
+        sys.exit("no cached vectors: run bench/search_quality.py first")
+    return np.concatenate([np.load(f) for f in files])
+
+
+def make_vectors(n: int, rng: np.random.Generator) -> np.ndarray:
+    base = real_vectors()
+    if n <= len(base):
+        return base[:n].copy()
+    out = np.empty((n, base.shape[1]), dtype=np.float32)
+    out[: len(base)] = base
+    for start in range(len(base), n, 100_000):
+        stop = min(n, start + 100_000)
+        src = base[rng.integers(0, len(base), stop - start)]
+        noisy = src + rng.normal(scale=0.06, size=src.shape).astype(np.float32)  # cos ~0.6 to src
+        out[start:stop] = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+    return out
+
+
+def build(n: int, root: Path) -> dict[str, float]:
+    from paperfeed import db
+    from paperfeed.config import Settings
+    from paperfeed.models import Paper
+    from paperfeed.search import store
+    from paperfeed.search.keyword import KeywordDoc
+    from paperfeed.search.vectors import write_index
+    from paperfeed.sources import parse_date
+
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    settings = Settings(database_url=f"sqlite:///{root / 'pf.db'}", data_dir=root / "data")
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    rng = random.Random(0)
+    real = real_texts()
+    sentences = [s for _, a, _, _ in real for s in re.split(r"(?<=\.)\s+", a) if len(s) > 30]
+    stats: dict[str, float] = {}
+
+    def paper(i: int) -> tuple[str, str, list[str], str | None]:
+        if i < len(real):
+            return real[i]
+        t, _, au, pub = real[rng.randrange(len(real))]
+        return t, " ".join(rng.choices(sentences, k=rng.randint(4, 8))), au, pub
+
+    start = time.perf_counter()
+    batch = 20_000
+    kw_secs = 0.0
+    backend = store.handles(settings).keyword
+    for lo in range(0, n, batch):
+        rows = [paper(i) for i in range(lo, min(n, lo + batch))]
+        with db.transaction(engine) as conn:
+            conn.execute(
+                insert(Paper),
+                [
+                    {
+                        "id": lo + j + 1,
+                        "arxiv_id": f"9{(lo + j):09d}",
+                        "title": t,
+                        "abstract": a,
+                        "authors": au[:20],
+                        "categories": ["cs.LG"],
+                        "published": parse_date(pub),
+                    }
+                    for j, (t, a, au, pub) in enumerate(rows)
+                ],
+            )
+        k0 = time.perf_counter()
+        backend.upsert(
+            KeywordDoc(lo + j + 1, t, a, au[:20], ["cs.LG"], parse_date(pub), False)
+            for j, (t, a, au, pub) in enumerate(rows)
+        )
+        kw_secs += time.perf_counter() - k0
+    stats["catalog+keyword build s"] = time.perf_counter() - start
+    stats["keyword build s"] = kw_secs
+    vecs = make_vectors(n, np.random.default_rng(0))
+    v0 = time.perf_counter()
+    write_index(
+        root / "data" / "search" / "vectors", np.arange(1, n + 1), vecs, settings.search_exact_max
+    )
+    stats["vector build s"] = time.perf_counter() - v0
+    store.bump_generation(settings)
+    return stats
+
+
+def queries(count: int) -> list[str]:
+    """Half two-word queries from real titles, half real SciFact claims (long queries)."""
+    rng = random.Random(1)
+    titles = [t for t, _, _, _ in real_texts()]
+    stop = {"a", "an", "the", "of", "for", "and", "in", "on", "with", "to", "via", "from", "by"}
+    out = []
+    while len(out) < count // 2:
+        words = [
+            w for w in re.findall(r"[A-Za-z]{3,}", rng.choice(titles)) if w.lower() not in stop
+        ]
+        if len(words) >= 2:
+            out.append(" ".join(rng.sample(words, 2)))
+    claims = [
+        json.loads(line)["text"] for line in (SHARED / "retrieval/scifact/queries.jsonl").open()
+    ]
+    out += rng.sample(claims, count - len(out))
+    return out
+
+
+def serve(root: Path, count: int, nprobe: int) -> None:
+    """Run in a fresh process: latency of search() and this process's memory."""
+    from paperfeed import db
+    from paperfeed.config import Settings
+    from paperfeed.search import search, store
+    from paperfeed.search.embedder import get_embedder
+
+    settings = Settings(
+        database_url=f"sqlite:///{root / 'pf.db'}", data_dir=root / "data", search_ivf_nprobe=nprobe
+    )
+    engine = db.make_engine(settings.database_url)
+    qs = queries(count)
+    t0 = time.perf_counter()
+    with db.read(engine) as conn:
+        search(conn, settings, "warm up the model and the indexes", limit=20)
+    load_s = time.perf_counter() - t0
+    lat, cpu = [], []
+    with db.read(engine) as conn:
+        for q in qs[:10]:
+            search(conn, settings, q, limit=20)
+        for q in qs:
+            s, c = time.perf_counter(), time.process_time()
+            search(conn, settings, q, limit=20)
+            lat.append((time.perf_counter() - s) * 1000)
+            cpu.append((time.process_time() - c) * 1000)
+    status = Path("/proc/self/status").read_text().splitlines()
+    rss = int(next(x for x in status if x.startswith("VmRSS")).split()[1]) / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # ANN recall@10 against exact search over the same vectors.
+    index = store.handles(settings).vectors.get()
+    recall = 1.0
+    if index is not None and index.ivf is not None:
+        emb = get_embedder()
+        qv = np.stack([emb.embed_query(q) for q in qs[:100]])
+        exact = np.full((len(qv), 10), -1)
+        best = np.full((len(qv), 10), -np.inf)
+        for lo in range(0, len(index.ids), 100_000):
+            block = np.asarray(index.vectors[lo : lo + 100_000], dtype=np.float32) @ qv.T
+            cand = np.concatenate([best, block.T], axis=1)
+            ids = np.concatenate(
+                [exact, np.arange(lo, lo + block.shape[0])[None].repeat(len(qv), 0)], axis=1
+            )
+            top = np.argsort(-cand, axis=1)[:, :10]
+            best, exact = np.take_along_axis(cand, top, 1), np.take_along_axis(ids, top, 1)
+        hits = 0
+        for i, v in enumerate(qv):
+            got = {pid for pid, _ in index.search(v, 10)}
+            hits += len(got & {int(index.ids[j]) for j in exact[i]})
+        recall = hits / (10 * len(qv))
+    print(
+        json.dumps(
+            {
+                "p50_ms": float(np.percentile(lat, 50)),
+                "p99_ms": float(np.percentile(lat, 99)),
+                "mean_ms": float(np.mean(lat)),
+                "cpu_p50_ms": float(np.percentile(cpu, 50)),
+                "cpu_p99_ms": float(np.percentile(cpu, 99)),
+                "first_query_s": load_s,
+                "rss_mb": rss,
+                "peak_rss_mb": peak,
+                "recall@10": recall,
+            }
+        )
+    )
+
+
+def vectors_only(n: int, count: int, nprobe: int, serve_dir: str | None) -> None:
+    """The vector side alone at scale: IVF build, per-query CPU latency, recall@10, memory."""
+    from paperfeed.search.embedder import get_embedder
+    from paperfeed.search.vectors import load_index, write_index
+
+    root = OUT / f"vectors-{n}"
+    if serve_dir is None:
+        shutil.rmtree(root, ignore_errors=True)
+        vecs = make_vectors(n, np.random.default_rng(0))
+        t0 = time.perf_counter()
+        write_index(root, np.arange(n), vecs, exact_max=200_000, threads=1)
+        build_s = time.perf_counter() - t0
+        del vecs
+        res = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--vectors-only",
+                str(n),
+                "--serve",
+                str(root),
+                "--queries",
+                str(count),
+                "--nprobe",
+                str(nprobe),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        r = json.loads(res.stdout.strip().splitlines()[-1])
+        print(
+            f"vectors={n} build={build_s:.0f}s (1 thread) nprobe={nprobe} "
+            f"cpu p50={r['cpu_p50_ms']:.2f}ms p99={r['cpu_p99_ms']:.2f}ms "
+            f"wall p50={r['p50_ms']:.2f}ms RSS={r['rss_mb']:.0f}MB recall@10={r['recall@10']:.3f}"
+        )
+        return
+    emb = get_embedder(256, 1)
+    qv = np.stack([emb.embed_query(q) for q in queries(count)])
+    index = load_index(Path(serve_dir), nprobe=nprobe, threads=1)
+    assert index is not None
+    lat, cpu = [], []
+    for v in qv:
+        s, c = time.perf_counter(), time.process_time()
+        index.search(v, 100)
+        lat.append((time.perf_counter() - s) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
+    status = Path("/proc/self/status").read_text().splitlines()
+    rss = int(next(x for x in status if x.startswith("VmRSS")).split()[1]) / 1024
+    exact = np.full((len(qv), 10), -1)
+    best = np.full((len(qv), 10), -np.inf)
+    assert index.vectors is not None
+    for lo in range(0, len(index.ids), 100_000):
+        block = (np.asarray(index.vectors[lo : lo + 100_000], dtype=np.float32) @ qv.T).T
+        cand = np.concatenate([best, block], axis=1)
+        ids = np.concatenate(
+            [exact, np.broadcast_to(np.arange(lo, lo + block.shape[1]), block.shape)], 1
+        )
+        top = np.argsort(-cand, axis=1)[:, :10]
+        best, exact = np.take_along_axis(cand, top, 1), np.take_along_axis(ids, top, 1)
+    hits = sum(
+        len({pid for pid, _ in index.search(v, 10)} & {int(index.ids[j]) for j in exact[i]})
+        for i, v in enumerate(qv)
+    )
+    print(
+        json.dumps(
+            {
+                "p50_ms": float(np.percentile(lat, 50)),
+                "cpu_p50_ms": float(np.percentile(cpu, 50)),
+                "cpu_p99_ms": float(np.percentile(cpu, 99)),
+                "rss_mb": rss,
+                "recall@10": hits / (10 * len(qv)),
+            }
+        )
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--nprobe", type=int, default=32)
+    ap.add_argument("--serve", help=argparse.SUPPRESS)
+    ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--vectors-only", type=int, help="N: only the vector index, at N vectors")
+    args = ap.parse_args()
+    if args.vectors_only:
+        vectors_only(args.vectors_only, args.queries, args.nprobe, args.serve)
+        return
+    if args.serve:
+        serve(Path(args.serve), args.queries, args.nprobe)
+        return
+    print(
+        f"{'papers':>9} {'kw build s':>10} {'vec build s':>11} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'RSS MB':>7} {'peak MB':>8} {'recall@10':>9}"
+    )
+    for n in (int(x) for x in args.sizes.split(",")):
+        root = OUT / f"latency-{n}"
+        stats = {"keyword build s": float("nan"), "vector build s": float("nan")}
+        if not args.skip_build:
+            stats = build(n, root)
+        res = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--serve",
+                str(root),
+                "--queries",
+                str(args.queries),
+                "--nprobe",
+                str(args.nprobe),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        r = json.loads(res.stdout.strip().splitlines()[-1])
+        print(
+            f"{n:>9} {stats['keyword build s']:>10.1f} {stats['vector build s']:>11.1f} "
+            f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['rss_mb']:>7.0f} {r['peak_rss_mb']:>8.0f} "
+            f"{r['recall@10']:>9.3f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

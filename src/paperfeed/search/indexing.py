@@ -1,0 +1,261 @@
+"""Bringing the search indexes up to date with the catalog, incrementally and resumably."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select
+
+from paperfeed import db
+from paperfeed.config import Settings
+from paperfeed.models import Embedding, IngestState, Paper
+from paperfeed.search import store
+from paperfeed.search.embedder import DIM, get_embedder, paper_text
+from paperfeed.search.keyword import KeywordDoc
+from paperfeed.search.vectors import current_count, write_index
+
+KEYWORD_BATCH = 1000  # papers per keyword-index commit (and per watermark checkpoint)
+EMBED_COMMIT = 64  # papers per embeddings transaction: a crash loses at most this much work
+KEYWORD_STATE = "search:keyword"
+EMBED_STATE = "search:embeddings"
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+class IndexBusyError(RuntimeError):
+    """Another process is indexing right now."""
+
+
+@dataclass
+class IndexReport:
+    keyword_updated: int = 0
+    keyword_deleted: int = 0
+    embedded: int = 0
+    unchanged: int = 0
+    vectors: int = 0
+    vectors_rebuilt: bool = False
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@contextmanager
+def _exclusive(settings: Settings) -> Iterator[None]:
+    path = store.search_dir(settings)
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / "index.lock").open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise IndexBusyError("another `paperfeed index` is running; try again later") from exc
+        yield
+
+
+def _get_state(conn: Connection, key: str) -> dict[str, Any]:
+    row = conn.execute(select(IngestState.value).where(IngestState.key == key)).first()
+    return dict(row[0]) if row else {}
+
+
+def _set_state(conn: Connection, key: str, value: dict[str, Any]) -> None:
+    conn.execute(delete(IngestState).where(IngestState.key == key))
+    conn.execute(insert(IngestState).values(key=key, value=value, updated_at=dt.datetime.now()))
+
+
+def _after(mark: dict[str, Any]) -> Any:
+    """Rows strictly after a (modified_at, id) keyset checkpoint."""
+    if not mark:
+        return True
+    when = dt.datetime.fromisoformat(mark["modified_at"])
+    return or_(Paper.modified_at > when, and_(Paper.modified_at == when, Paper.id > mark["id"]))
+
+
+def _sync_keyword(
+    engine: Engine, settings: Settings, report: IndexReport, progress: Progress | None
+) -> None:
+    backend = store.handles(settings).keyword
+    with db.read(engine) as conn:
+        mark = {} if backend.fresh else _get_state(conn, KEYWORD_STATE)
+        total = conn.execute(
+            select(func.count()).select_from(Paper).where(_after(mark))
+        ).scalar_one()
+    done = 0
+    cols = (
+        Paper.id,
+        Paper.title,
+        Paper.abstract,
+        Paper.authors,
+        Paper.categories,
+        Paper.published,
+        Paper.code_url,
+        Paper.hidden,
+        Paper.modified_at,
+    )
+    while True:
+        with db.read(engine) as conn:
+            rows = conn.execute(
+                select(*cols)
+                .where(_after(mark))
+                .order_by(Paper.modified_at, Paper.id)
+                .limit(KEYWORD_BATCH)
+            ).all()
+        if not rows:
+            break
+        visible = [r for r in rows if not r.hidden]
+        hidden = [r.id for r in rows if r.hidden]
+        backend.upsert(
+            KeywordDoc(
+                r.id,
+                r.title or "",
+                r.abstract or "",
+                list(r.authors or []),
+                list(r.categories or []),
+                r.published,
+                bool(r.code_url),
+            )
+            for r in visible
+        )
+        if hidden:
+            backend.delete(hidden)
+        report.keyword_updated += len(visible)
+        report.keyword_deleted += len(hidden)
+        mark = {"modified_at": rows[-1].modified_at.isoformat(), "id": rows[-1].id}
+        with db.transaction(engine) as conn:
+            _set_state(conn, KEYWORD_STATE, mark)
+        done += len(rows)
+        if progress:
+            progress("keyword index", done, total)
+    backend.fresh = False
+
+
+def _keyword_drifted(engine: Engine, settings: Settings) -> bool:
+    """Deleted papers (or hides that did not bump modified_at) leave the counts apart."""
+    with db.read(engine) as conn:
+        visible = conn.execute(
+            select(func.count()).select_from(Paper).where(Paper.hidden.is_(False))
+        ).scalar_one()
+    return store.handles(settings).keyword.count() != visible
+
+
+def _embed(
+    engine: Engine, settings: Settings, report: IndexReport, progress: Progress | None
+) -> None:
+    embedder = get_embedder(settings.search_max_tokens, settings.search_threads)
+    with db.read(engine) as conn:
+        mark = _get_state(conn, EMBED_STATE)
+        since = dt.datetime.fromisoformat(mark["modified_at"]) if mark else None
+        snapshot = conn.execute(select(func.max(Paper.modified_at))).scalar_one()
+        stale = or_(Embedding.paper_id.is_(None), Embedding.model != embedder.model_id)
+        if since is not None:
+            stale = or_(stale, Paper.modified_at > since)
+        rows = conn.execute(
+            select(Paper.id, Paper.title, Paper.abstract, Embedding.text_hash, Embedding.model)
+            .outerjoin(Embedding, Embedding.paper_id == Paper.id)
+            .where(stale)
+            .order_by(Paper.id)
+        ).all()
+    todo: list[tuple[int, str, str]] = []
+    for r in rows:
+        text = paper_text(r.title, r.abstract)
+        digest = text_hash(text)
+        if r.text_hash == digest and r.model == embedder.model_id:
+            report.unchanged += 1
+        else:
+            todo.append((r.id, text, digest))
+    for start in range(0, len(todo), EMBED_COMMIT):
+        chunk = todo[start : start + EMBED_COMMIT]
+        vecs = embedder.embed([t for _, t, _ in chunk], batch_size=settings.search_embed_batch)
+        with db.transaction(engine) as conn:
+            conn.execute(
+                delete(Embedding).where(Embedding.paper_id.in_([pid for pid, _, _ in chunk]))
+            )
+            conn.execute(
+                insert(Embedding),
+                [
+                    {
+                        "paper_id": pid,
+                        "model": embedder.model_id,
+                        "text_hash": h,
+                        "vector": vec.astype(np.float32).tobytes(),
+                        "created_at": dt.datetime.now(),
+                    }
+                    for (pid, _, h), vec in zip(chunk, vecs, strict=True)
+                ],
+            )
+        report.embedded += len(chunk)
+        if progress:
+            progress("embeddings", report.embedded, len(todo))
+    if snapshot is not None:
+        with db.transaction(engine) as conn:
+            _set_state(conn, EMBED_STATE, {"modified_at": snapshot.isoformat()})
+
+
+def load_vectors(conn: Connection, model_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """All stored vectors of a model as (paper ids, float32 matrix)."""
+    n = conn.execute(
+        select(func.count()).select_from(Embedding).where(Embedding.model == model_id)
+    ).scalar_one()
+    ids = np.zeros(n, dtype=np.int64)
+    mat = np.zeros((n, DIM), dtype=np.float32)
+    result = conn.execution_options(yield_per=10_000).execute(
+        select(Embedding.paper_id, Embedding.vector)
+        .where(Embedding.model == model_id)
+        .order_by(Embedding.paper_id)
+    )
+    i = 0
+    for pid, blob in result:
+        if i >= n:
+            break
+        ids[i] = pid
+        mat[i] = np.frombuffer(blob, dtype=np.float32)
+        i += 1
+    return ids[:i], mat[:i]
+
+
+def _sync_vectors(
+    engine: Engine, settings: Settings, report: IndexReport, progress: Progress | None
+) -> None:
+    model_id = get_embedder(settings.search_max_tokens, settings.search_threads).model_id
+    root = store.search_dir(settings) / "vectors"
+    current = current_count(root)
+    with db.read(engine) as conn:
+        count = conn.execute(
+            select(func.count()).select_from(Embedding).where(Embedding.model == model_id)
+        ).scalar_one()
+        if current is not None and report.embedded == 0 and current == count:
+            report.vectors = count
+            return
+        if progress:
+            progress("vector index", 0, count)
+        ids, mat = load_vectors(conn, model_id)
+    write_index(root, ids, mat, settings.search_exact_max, settings.search_threads)
+    report.vectors = len(ids)
+    report.vectors_rebuilt = True
+    if progress:
+        progress("vector index", count, count)
+
+
+def index_pending(
+    engine: Engine, settings: Settings, progress: Progress | None = None
+) -> IndexReport:
+    """Embed new/changed papers and bring the keyword and vector indexes up to date."""
+    report = IndexReport()
+    with _exclusive(settings):
+        _sync_keyword(engine, settings, report, progress)
+        if _keyword_drifted(engine, settings):
+            store.handles(settings).keyword.clear()
+            _sync_keyword(engine, settings, report, progress)
+        if settings.search_semantic:
+            _embed(engine, settings, report, progress)
+            _sync_vectors(engine, settings, report, progress)
+        changed = report.keyword_updated or report.keyword_deleted or report.vectors_rebuilt
+        if changed or not (store.search_dir(settings) / "GENERATION").exists():
+            store.bump_generation(settings)
+    return report

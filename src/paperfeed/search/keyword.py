@@ -1,0 +1,324 @@
+"""Keyword retrieval behind a small interface; tantivy (BM25, on disk) is the implementation.
+
+A PostgreSQL tsvector backend can implement `KeywordBackend` with the same `ParsedQuery` input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import tantivy
+
+from paperfeed.search.query import ParsedQuery, fold, title_key
+
+# Field weights: a word in the title says more about the paper than one in the abstract, and a
+# name in the author list is a strong signal too. Tuned on the SciFact train split (title/abstract).
+TITLE_BOOST = 2.0
+AUTHORS_BOOST = 1.5
+ABSTRACT_BOOST = 1.0
+FUZZY_BOOST = 0.5  # a guessed spelling counts half as much as a word the user typed right
+FUZZY_MIN_CHARS = 5  # shorter words have too many neighbours within one edit
+SCHEMA_VERSION = 1  # bump when fields or analyzers change: the index is rebuilt
+
+
+@dataclass
+class KeywordDoc:
+    """What the keyword index knows about a paper."""
+
+    paper_id: int
+    title: str
+    abstract: str
+    authors: list[str]
+    categories: list[str]
+    published: dt.date | None
+    has_code: bool
+
+
+@dataclass
+class KeywordResult:
+    hits: list[tuple[int, float]]  # (paper_id, score) best first
+    total: int  # hits returned; `limit` of them means "at least this many" (no full count)
+    matched_terms: set[str] = field(default_factory=set)  # analysed query words, for highlights
+
+
+class KeywordBackend(Protocol):
+    """What search needs from a keyword engine."""
+
+    def search(self, q: ParsedQuery, limit: int) -> KeywordResult: ...
+
+    def filter_ids(self, q: ParsedQuery, paper_ids: Sequence[int]) -> set[int]: ...
+
+    def title_matches(self, text: str) -> list[int]: ...
+
+    def analyze(self, text: str) -> list[str]: ...
+
+    def upsert(self, docs: Iterable[KeywordDoc]) -> int: ...
+
+    def delete(self, paper_ids: Iterable[int]) -> None: ...
+
+    def count(self) -> int: ...
+
+    def clear(self) -> None: ...
+
+
+def _analyzers() -> dict[str, tantivy.TextAnalyzer]:
+    base = tantivy.Tokenizer.simple()
+    return {
+        # English text: split on non-alphanumerics, fold accents, Porter-style stemming.
+        "pf_en": tantivy.TextAnalyzerBuilder(base)
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .filter(tantivy.Filter.stemmer("english"))
+        .build(),
+        # Names: no stemming ('Hinton' must not become 'hint').
+        "pf_name": tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .build(),
+    }
+
+
+def _schema() -> tantivy.Schema:
+    sb = tantivy.SchemaBuilder()
+    sb.add_unsigned_field("id", stored=True, indexed=True, fast=True)
+    sb.add_text_field("title", tokenizer_name="pf_en")
+    sb.add_text_field("abstract", tokenizer_name="pf_en")
+    sb.add_text_field("authors", tokenizer_name="pf_name")
+    sb.add_text_field("title_key", tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("cat", tokenizer_name="raw", index_option="basic")
+    sb.add_integer_field("day", indexed=True, fast=True)  # published, as a proleptic ordinal
+    sb.add_unsigned_field("has_code", indexed=True)
+    return sb.build()
+
+
+class TantivyBackend:
+    """BM25 over title/abstract/authors in a tantivy index directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.schema = _schema()
+        self.analyzers = _analyzers()
+        version_file = path / "SCHEMA_VERSION"
+        if path.exists() and (
+            not version_file.exists() or version_file.read_text().strip() != str(SCHEMA_VERSION)
+        ):
+            shutil.rmtree(path)  # an index from older code: rebuild (the watermark is reset too)
+        fresh = not path.exists()
+        path.mkdir(parents=True, exist_ok=True)
+        self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
+        for name, analyzer in self.analyzers.items():
+            self.index.register_tokenizer(name, analyzer)
+        if fresh:
+            version_file.write_text(str(SCHEMA_VERSION))
+        self.fresh = fresh
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        self.index.reload()
+
+    def analyze(self, text: str) -> list[str]:
+        return list(self.analyzers["pf_en"].analyze(text))
+
+    def _words_query(self, field_name: str, analyzer: str, text: str) -> tantivy.Query | None:
+        tokens = list(self.analyzers[analyzer].analyze(text))
+        if not tokens:
+            return None
+        if len(tokens) == 1:
+            return tantivy.Query.term_query(self.schema, field_name, tokens[0])
+        return tantivy.Query.phrase_query(
+            self.schema, field_name, list[str | tuple[int, str]](tokens)
+        )
+
+    def _any_field(self, text: str, boosts: bool) -> tantivy.Query | None:
+        parts = []
+        for fname, analyzer, boost in (
+            ("title", "pf_en", TITLE_BOOST),
+            ("abstract", "pf_en", ABSTRACT_BOOST),
+            ("authors", "pf_name", AUTHORS_BOOST),
+        ):
+            sub = self._words_query(fname, analyzer, text)
+            if sub is not None:
+                parts.append(tantivy.Query.boost_query(sub, boost) if boosts else sub)
+        if not parts:
+            return None
+        return tantivy.Query.boolean_query([(tantivy.Occur.Should, p) for p in parts])
+
+    def _fuzzy(self, searcher: tantivy.Searcher, word: str) -> tantivy.Query | None:
+        """A one- or two-edit match for a long word the index has never seen (a typo)."""
+        tokens = self.analyze(word)
+        if len(tokens) != 1 or len(tokens[0]) < FUZZY_MIN_CHARS:
+            return None
+        token = tokens[0]
+        if searcher.doc_freq("title", token) or searcher.doc_freq("abstract", token):
+            return None
+        distance = 1 if len(token) < 9 else 2
+        parts = [
+            tantivy.Query.boost_query(
+                tantivy.Query.fuzzy_term_query(self.schema, f, token, distance=distance),
+                FUZZY_BOOST,
+            )
+            for f in ("title", "abstract")
+        ]
+        return tantivy.Query.boolean_query([(tantivy.Occur.Should, p) for p in parts])
+
+    def _constraints(self, q: ParsedQuery) -> list[tuple[tantivy.Occur, tantivy.Query]]:
+        """Phrases, exclusions and filters: the clauses every result must satisfy."""
+        out: list[tuple[tantivy.Occur, tantivy.Query]] = []
+        for phrase in q.phrases:
+            sub = self._any_field(phrase, boosts=True)
+            if sub is not None:
+                out.append((tantivy.Occur.Must, sub))
+        for text in q.excludes:
+            sub = self._any_field(text, boosts=False)
+            if sub is not None:
+                out.append((tantivy.Occur.MustNot, sub))
+        for name in q.authors:
+            sub = self._words_query("authors", "pf_name", fold(name))
+            out.append((tantivy.Occur.Must, sub or tantivy.Query.empty_query()))
+        for cat in q.categories:
+            out.append((tantivy.Occur.Must, tantivy.Query.term_query(self.schema, "cat", cat)))
+        if q.date_from or q.date_to:
+            out.append(
+                (
+                    tantivy.Occur.Must,
+                    tantivy.Query.range_query(
+                        self.schema,
+                        "day",
+                        tantivy.FieldType.Integer,
+                        q.date_from.toordinal() if q.date_from else None,
+                        q.date_to.toordinal() if q.date_to else None,
+                    ),
+                )
+            )
+        if q.has_code:
+            out.append((tantivy.Occur.Must, tantivy.Query.term_query(self.schema, "has_code", 1)))
+        return out
+
+    def search(self, q: ParsedQuery, limit: int) -> KeywordResult:
+        searcher = self.index.searcher()
+        should: list[tuple[tantivy.Occur, tantivy.Query]] = []
+        matched: set[str] = set()
+        for word in [*q.terms, *q.phrases]:
+            matched.update(self.analyze(word))
+        for word in q.terms:
+            sub = self._any_field(word, boosts=True)
+            if sub is not None:
+                should.append((tantivy.Occur.Should, sub))
+            fuzzy = self._fuzzy(searcher, word)
+            if fuzzy is not None:
+                should.append((tantivy.Occur.Should, fuzzy))
+        must = self._constraints(q)
+        if not should and not any(occ == tantivy.Occur.Must for occ, _ in must):
+            if not q.has_filters and not q.excludes:
+                return KeywordResult([], 0, matched)
+            must.append((tantivy.Occur.Must, tantivy.Query.all_query()))
+        if not should and not q.phrases:
+            # Filters only: newest first (relevance is meaningless without words).
+            query = tantivy.Query.boolean_query(must)
+            res = searcher.search(query, limit=limit, order_by_field="day", count=False)
+            hits = [(self._id(searcher, addr), 0.0) for _, addr in res.hits]
+            return KeywordResult(hits, len(hits), matched)
+        query = tantivy.Query.boolean_query(should + must)
+        # count=False keeps block-max WAND pruning: counting every OR match costs ~10x at 1M docs.
+        res = searcher.search(query, limit=limit, count=False)
+        hits = [(self._id(searcher, addr), float(score)) for score, addr in res.hits]
+        return KeywordResult(hits, len(hits), matched)
+
+    @staticmethod
+    def _id(searcher: tantivy.Searcher, addr: tantivy.DocAddress) -> int:
+        return int(searcher.doc(addr)["id"][0])
+
+    def filter_ids(self, q: ParsedQuery, paper_ids: Sequence[int]) -> set[int]:
+        """Those of paper_ids that satisfy the query's phrases, exclusions and filters."""
+        must = self._constraints(q)
+        if not must or not paper_ids:
+            return set(paper_ids)
+        ids = tantivy.Query.term_set_query(self.schema, "id", [int(i) for i in paper_ids])
+        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, ids), *must])
+        searcher = self.index.searcher()
+        res = searcher.search(query, limit=len(paper_ids), count=False)
+        return {self._id(searcher, addr) for _, addr in res.hits}
+
+    def title_matches(self, text: str) -> list[int]:
+        key = title_key(text)
+        if not key:
+            return []
+        searcher = self.index.searcher()
+        res = searcher.search(tantivy.Query.term_query(self.schema, "title_key", key), limit=5)
+        return [self._id(searcher, addr) for _, addr in res.hits]
+
+    def count(self) -> int:
+        return int(self.index.searcher().num_docs)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _document(self, doc: KeywordDoc) -> tantivy.Document:
+        cats: list[str] = []
+        for c in doc.categories:
+            c = c.lower()
+            cats.append(c)
+            if "." in c:
+                cats.append(c.split(".", 1)[0])  # cat:cs matches every cs.* paper
+        d = tantivy.Document()
+        d.add_unsigned("id", doc.paper_id)
+        d.add_text("title", doc.title)
+        d.add_text("abstract", doc.abstract)
+        for name in doc.authors:
+            d.add_text("authors", fold(name))
+        d.add_text("title_key", title_key(doc.title))
+        for cat in sorted(set(cats)):
+            d.add_text("cat", cat)
+        d.add_unsigned("has_code", int(doc.has_code))
+        if doc.published:
+            d.add_integer("day", doc.published.toordinal())
+        return d
+
+    def _delete_query(self, paper_ids: list[int]) -> tantivy.Query:
+        # By query: delete_documents_by_term would build a signed-integer term that never
+        # matches the unsigned id field.
+        return tantivy.Query.term_set_query(self.schema, "id", paper_ids)
+
+    def upsert(self, docs: Iterable[KeywordDoc]) -> int:
+        """Replace these papers' documents; one commit for the batch."""
+        batch = list(docs)
+        if not batch:
+            return 0
+        writer = self.index.writer(heap_size=64_000_000, num_threads=1)
+        try:
+            writer.delete_documents_by_query(self._delete_query([d.paper_id for d in batch]))
+            for doc in batch:
+                writer.add_document(self._document(doc))
+            writer.commit()
+            writer.wait_merging_threads()
+        except BaseException:
+            writer.rollback()
+            raise
+        self.index.reload()
+        return len(batch)
+
+    def clear(self) -> None:
+        """Remove every document (the next sync re-adds the whole catalog)."""
+        writer = self.index.writer(heap_size=15_000_000, num_threads=1)
+        writer.delete_all_documents()
+        writer.commit()
+        writer.wait_merging_threads()
+        self.index.reload()
+        self.fresh = True
+
+    def delete(self, paper_ids: Iterable[int]) -> None:
+        ids = list(paper_ids)
+        if not ids:
+            return
+        writer = self.index.writer(heap_size=15_000_000, num_threads=1)
+        writer.delete_documents_by_query(self._delete_query(ids))
+        writer.commit()
+        writer.wait_merging_threads()
+        self.index.reload()

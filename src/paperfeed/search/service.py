@@ -1,0 +1,241 @@
+"""search() and similar(): the one domain entry point behind the page, the API and the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, select
+
+from paperfeed.config import Settings
+from paperfeed.models import Embedding, Paper
+from paperfeed.search import store
+from paperfeed.search.embedder import get_embedder
+from paperfeed.search.fusion import FusionParams, fuse
+from paperfeed.search.query import ParsedQuery, parse_query
+from paperfeed.search.snippets import snippet_html
+from paperfeed.sources import InvalidArxivId, parse_arxiv_id
+
+POOL = 100  # candidates taken from each side before fusion (the page is cut from the fused list)
+MAX_LIMIT = 100  # results per page
+MAX_OFFSET = 1000  # deeper paging is a scraper, not a reader
+MODES = ("hybrid", "keyword", "semantic")
+# Anything that looks like a (possibly mistyped) new-style arXiv id inside a query.
+_ID_LIKE = re.compile(r"(?<![\d.])(\d{4})[.\s_-]?(\d{4,5})(?:v\d+)?(?![\d.])")
+
+
+@dataclass
+class SearchHit:
+    paper_id: int
+    arxiv_id: str
+    title: str
+    authors: list[str]
+    snippet_html: str  # escaped abstract excerpt, matched words in <mark>
+    score: float
+    upvotes: int
+    published: dt.date | None
+
+
+@dataclass
+class SearchPage:
+    query: str
+    hits: list[SearchHit]
+    total: int  # fused candidates found (see total_is_lower_bound)
+    offset: int
+    limit: int
+    mode: str = "hybrid"
+    did_you_mean: str | None = None  # an arXiv id in the catalog the query seems to mean
+    message: str | None = None  # why there are no results, or what was ignored
+    notices: list[str] = field(default_factory=list)
+    total_is_lower_bound: bool = False  # True: at least `total` papers match
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + len(self.hits) < self.total and self.offset + self.limit < MAX_OFFSET
+
+
+def is_indexed(settings: Settings) -> bool:
+    """Whether `paperfeed index` has published indexes under settings.data_dir."""
+    return (store.search_dir(settings) / "GENERATION").exists()
+
+
+def _exact_id(raw: str) -> str | None:
+    try:
+        return parse_arxiv_id(raw.strip())[0]
+    except InvalidArxivId:
+        return None
+
+
+def _paper_ids_for(conn: Connection, arxiv_ids: list[str]) -> dict[str, int]:
+    if not arxiv_ids:
+        return {}
+    rows = conn.execute(
+        select(Paper.arxiv_id, Paper.id).where(
+            Paper.arxiv_id.in_(arxiv_ids), Paper.hidden.is_(False)
+        )
+    )
+    return {a: i for a, i in rows}  # noqa: C416 - Row, not a tuple
+
+
+def _semantic(settings: Settings, text: str, k: int) -> list[tuple[int, float]]:
+    index = store.handles(settings).vectors.get()
+    if index is None or not text or not settings.search_semantic:
+        return []
+    embedder = get_embedder(settings.search_max_tokens, settings.search_query_threads)
+    vec = embedder.embed_query(text)
+    return index.search(vec, k)
+
+
+def _is_author_query(q: ParsedQuery) -> bool:
+    """Two to four plain words with no operators look like a person's name."""
+    return 2 <= len(q.terms) <= 4 and not (q.phrases or q.excludes or q.has_filters)
+
+
+def search(
+    conn: Connection,
+    settings: Settings,
+    query: str,
+    limit: int = 20,
+    offset: int = 0,
+    mode: str = "hybrid",
+    fusion: FusionParams | None = None,
+) -> SearchPage:
+    """Rank the catalog for a user query; never raises on user input."""
+    limit = max(1, min(int(limit), MAX_LIMIT))
+    offset = max(0, min(int(offset), MAX_OFFSET))
+    mode = mode if mode in MODES else "hybrid"
+    q = parse_query(query)
+    page = SearchPage(query=q.raw, hits=[], total=0, offset=offset, limit=limit, mode=mode)
+    page.notices = list(q.notices)
+    if q.is_empty:
+        page.message = "Type some words, an arXiv id, or a filter such as author:hinton."
+        return page
+    h = store.handles(settings)
+    pinned: list[int] = []
+    # Exact arXiv id ('2405.15738', 'arXiv:2405.15738v2', an abs URL) or id-like text.
+    exact = _exact_id(q.raw)
+    candidates = [exact] if exact else [f"{a}.{b}" for a, b in _ID_LIKE.findall(q.raw)]
+    found = _paper_ids_for(conn, candidates)
+    if exact and exact in found:
+        pinned.append(found[exact])
+    elif found:
+        page.did_you_mean = next(iter(found))
+    elif exact:
+        page.message = f"arXiv:{exact} is not in this catalog."
+    if not q.has_filters and q.text:
+        pinned += [pid for pid in h.keyword.title_matches(q.raw) if pid not in pinned]
+    pool = max(POOL, offset + limit)
+    kw = h.keyword.search(q, pool) if mode != "semantic" else None
+    keyword_hits = kw.hits if kw else []
+    semantic_hits: list[tuple[int, float]] = []
+    if mode != "keyword" and q.text:
+        semantic_hits = _semantic(settings, q.text, pool)
+        if q.phrases or q.excludes or q.has_filters:
+            allowed = h.keyword.filter_ids(q, [pid for pid, _ in semantic_hits])
+            semantic_hits = [(pid, s) for pid, s in semantic_hits if pid in allowed]
+    if mode == "keyword":
+        ranked = keyword_hits
+    elif mode == "semantic":
+        ranked = semantic_hits
+    else:
+        ranked = fuse(keyword_hits, semantic_hits, fusion or FusionParams())
+    if mode == "hybrid" and _is_author_query(q) and ranked:
+        by_author = h.keyword.filter_ids(
+            ParsedQuery(authors=[" ".join(q.terms)]), [pid for pid, _ in ranked]
+        )
+        ranked = [r for r in ranked if r[0] in by_author] + [
+            r for r in ranked if r[0] not in by_author
+        ]
+    top = max((s for _, s in ranked), default=1.0)
+    ranked = [(pid, top + 1.0) for pid in pinned] + [r for r in ranked if r[0] not in pinned]
+    # Hidden (or deleted) papers may still sit in an index until the next `paperfeed index`.
+    ids = [pid for pid, _ in ranked]
+    visible = (
+        set(
+            conn.execute(
+                select(Paper.id).where(Paper.id.in_(ids), Paper.hidden.is_(False))
+            ).scalars()
+        )
+        if ids
+        else set()
+    )
+    ranked = [r for r in ranked if r[0] in visible]
+    # Candidates after fusion; a full pool means there may be more (counting them all would
+    # turn off tantivy's WAND pruning), which the page shows as "100+".
+    page.total = len(ranked)
+    page.total_is_lower_bound = bool(kw and kw.total >= pool) or len(semantic_hits) >= pool
+    matched = kw.matched_terms if kw else set()
+    if not kw:
+        for word in [*q.terms, *q.phrases]:
+            matched.update(h.keyword.analyze(word))
+    shown = ranked[offset : offset + limit]
+    rows = _rows(conn, [pid for pid, _ in shown])
+    for pid, score in shown:
+        r = rows[pid]
+        page.hits.append(
+            SearchHit(
+                paper_id=pid,
+                arxiv_id=r.arxiv_id,
+                title=r.title,
+                authors=list(r.authors or []),
+                snippet_html=snippet_html(r.abstract or "", matched, h.keyword.analyze),
+                score=round(float(score), 6),
+                upvotes=r.upvotes or 0,
+                published=r.published,
+            )
+        )
+    if not page.hits and page.message is None:
+        page.message = "No papers match." if offset == 0 else "No more results."
+    return page
+
+
+def _rows(conn: Connection, ids: list[int]) -> dict[int, Any]:
+    """Display fields of visible papers by id."""
+    if not ids:
+        return {}
+    cols = (
+        Paper.id,
+        Paper.arxiv_id,
+        Paper.title,
+        Paper.authors,
+        Paper.abstract,
+        Paper.upvotes,
+        Paper.published,
+    )
+    query = select(*cols).where(Paper.id.in_(ids), Paper.hidden.is_(False))
+    return {r.id: r for r in conn.execute(query)}
+
+
+def similar(conn: Connection, settings: Settings, paper_id: int, k: int = 10) -> list[SearchHit]:
+    """The k nearest papers to this one in the vector index (never itself, never hidden)."""
+    k = max(1, min(int(k), MAX_LIMIT))
+    if not is_indexed(settings):
+        return []
+    row = conn.execute(select(Embedding.vector).where(Embedding.paper_id == paper_id)).first()
+    index = store.handles(settings).vectors.get()
+    if row is None or index is None:
+        return []
+    vec = np.frombuffer(row[0], dtype=np.float32)
+    neighbours = [(pid, s) for pid, s in index.search(vec, k + 10) if pid != paper_id]
+    rows = _rows(conn, [pid for pid, _ in neighbours])
+    hits: list[SearchHit] = []
+    for pid, score in neighbours:
+        if pid in rows and len(hits) < k:
+            r = rows[pid]
+            abstract = r.abstract or ""
+            hits.append(
+                SearchHit(
+                    paper_id=pid,
+                    arxiv_id=r.arxiv_id,
+                    title=r.title,
+                    authors=list(r.authors or []),
+                    snippet_html=snippet_html(abstract, set(), lambda s: []),
+                    score=round(score, 6),
+                    upvotes=r.upvotes or 0,
+                    published=r.published,
+                )
+            )
+    return hits

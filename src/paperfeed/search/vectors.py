@@ -1,0 +1,168 @@
+"""Vector index over the embeddings table: exact numpy when small, faiss IVF-SQ8 at scale.
+
+Files live in `<data_dir>/search/vectors/gen-<N>/`; `CURRENT` names the live generation and is
+replaced atomically, so every web worker notices a rebuild with one stat() per query.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from paperfeed.search.embedder import DIM
+
+RESCORE_FACTOR = 8  # IVF candidates per wanted hit, re-ranked with exact float16 dot products
+MIN_RESCORE = 100  # ... but never fewer candidates than this
+
+
+def ivf_lists(n: int) -> int:
+    """IVF cell count: ~4*sqrt(N) (faiss guidelines), at least 1 and at most N/39 for training."""
+    return max(1, min(int(4 * np.sqrt(n)), n // 39))
+
+
+@dataclass
+class VectorIndex:
+    """One loaded generation: paper ids and their vectors (+ an IVF index at scale)."""
+
+    generation: int
+    ids: np.ndarray  # int64 paper ids, row order
+    vectors: np.ndarray | None  # float16 rows for rescoring IVF candidates (memory-mapped)
+    ivf: object | None = None  # faiss.IndexIVFScalarQuantizer
+    nprobe: int = 32
+    flat: object | None = None  # faiss.IndexFlatIP: exact search for small catalogs
+    threads: int = 1  # OpenMP threads per query: one query per worker; more threads only spin
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Top-k (paper_id, cosine) for a unit query vector."""
+        n = len(self.ids)
+        if n == 0 or k <= 0:
+            return []
+        k = min(k, n)
+        import faiss
+
+        faiss.omp_set_num_threads(self.threads)
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        if self.flat is not None:
+            dist, labels = self.flat.search(q.reshape(1, -1), k)  # type: ignore[attr-defined]
+            return [
+                (int(self.ids[i]), float(d))
+                for d, i in zip(dist[0], labels[0], strict=True)
+                if i >= 0
+            ]
+        assert self.vectors is not None
+        self.ivf.nprobe = self.nprobe  # type: ignore[attr-defined]
+        wanted = min(n, max(k * RESCORE_FACTOR, MIN_RESCORE))
+        _, labels = self.ivf.search(q.reshape(1, -1), wanted)  # type: ignore[attr-defined]
+        cand = np.sort(labels[0][labels[0] >= 0])  # sorted: sequential reads of the mmap
+        scores = np.asarray(self.vectors[cand], dtype=np.float32) @ q
+        order = np.argsort(-scores)[:k]
+        return [(int(self.ids[cand[i]]), float(scores[i])) for i in order]
+
+
+def _current(root: Path) -> int | None:
+    try:
+        return int((root / "CURRENT").read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def write_index(
+    root: Path, ids: np.ndarray, vectors: np.ndarray, exact_max: int, threads: int = 0
+) -> int:
+    """Persist a new generation (exact or IVF by size) and make it current; returns it."""
+    import faiss
+
+    root.mkdir(parents=True, exist_ok=True)
+    gen = (_current(root) or 0) + 1
+    tmp = root / f"gen-{gen}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    np.save(tmp / "ids.npy", ids.astype(np.int64))
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if len(ids) <= exact_max:
+        np.save(tmp / "vectors.npy", vectors)
+    else:
+        faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
+        nlist = ivf_lists(len(ids))
+        quantizer = faiss.IndexFlatIP(DIM)
+        ivf = faiss.IndexIVFScalarQuantizer(
+            quantizer, DIM, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
+        rng = np.random.default_rng(0)
+        sample = vectors[rng.choice(len(vectors), min(len(vectors), nlist * 64), replace=False)]
+        ivf.train(sample)
+        ivf.add(vectors)
+        faiss.write_index(ivf, str(tmp / "ivf.faiss"))
+        np.save(tmp / "vectors16.npy", vectors.astype(np.float16))
+    final = root / f"gen-{gen}"
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    pointer = root / "CURRENT.tmp"
+    pointer.write_text(str(gen))
+    pointer.replace(root / "CURRENT")
+    # Keep the previous generation: a worker may be loading it right now.
+    for old in root.glob("gen-*"):
+        suffix = old.name.removeprefix("gen-")
+        if suffix.isdigit() and int(suffix) < gen - 1:
+            shutil.rmtree(old, ignore_errors=True)
+    return gen
+
+
+def current_count(root: Path) -> int | None:
+    """Vectors in the live generation (None when none was built), without loading it."""
+    gen = _current(root)
+    if gen is None:
+        return None
+    return int(np.load(root / f"gen-{gen}" / "ids.npy", mmap_mode="r").shape[0])
+
+
+def load_index(root: Path, nprobe: int = 32, threads: int = 1) -> VectorIndex | None:
+    """Load the current generation, or None when none was built yet."""
+    gen = _current(root)
+    if gen is None:
+        return None
+    d = root / f"gen-{gen}"
+    import faiss
+
+    ids = np.load(d / "ids.npy")
+    if (d / "ivf.faiss").exists():
+        ivf = faiss.read_index(str(d / "ivf.faiss"))
+        vecs = np.load(d / "vectors16.npy", mmap_mode="r")
+        return VectorIndex(gen, ids, vecs, ivf, nprobe, threads=threads)
+    flat = faiss.IndexFlatIP(DIM)
+    flat.add(np.load(d / "vectors.npy"))
+    return VectorIndex(gen, ids, None, flat=flat, threads=threads)
+
+
+class VectorCache:
+    """Per-process holder that reloads when another process published a new generation."""
+
+    def __init__(self, root: Path, nprobe: int = 32, threads: int = 1) -> None:
+        self.root = root
+        self.nprobe = nprobe
+        self.threads = threads
+        self._stamp: tuple[int, int] | None = None
+        self._index: VectorIndex | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> VectorIndex | None:
+        try:
+            st = os.stat(self.root / "CURRENT")
+            stamp: tuple[int, int] | None = (st.st_ino, st.st_mtime_ns)  # replace() = new inode
+        except FileNotFoundError:
+            stamp = None
+        with self._lock:
+            if stamp != self._stamp or (self._index is None and stamp is not None):
+                self._index = (
+                    load_index(self.root, self.nprobe, self.threads) if stamp is not None else None
+                )
+                self._stamp = stamp
+            return self._index

@@ -1,0 +1,344 @@
+"""Search end to end on a small real catalog: tantivy, the real ONNX model, SQLite in memory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, select, update
+from typer.testing import CliRunner
+
+from paperfeed import db
+from paperfeed.config import Settings
+from paperfeed.models import Embedding, Paper
+from paperfeed.search import index_pending, search, similar
+from paperfeed.search.embedder import (
+    MODEL_SHA256,
+    Embedder,
+    ModelIntegrityError,
+    get_embedder,
+    model_path,
+)
+from paperfeed.search.vectors import load_index, write_index
+from search_catalog import PAPERS, add_papers, edit_paper, paper_id
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Engine]]:
+    """One indexed catalog shared by the read-only tests of this module."""
+    settings = Settings(database_url="sqlite://", data_dir=tmp_path_factory.mktemp("data"))
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS)
+    index_pending(engine, settings)
+    yield settings, engine
+    engine.dispose()
+
+
+def ids(catalog: tuple[Settings, Engine], query: str, **kw: object) -> list[str]:
+    settings, engine = catalog
+    with db.read(engine) as conn:
+        return [h.arxiv_id for h in search(conn, settings, query, **kw).hits]  # type: ignore[arg-type]
+
+
+def page(catalog: tuple[Settings, Engine], query: str, **kw: object):  # type: ignore[no-untyped-def]
+    settings, engine = catalog
+    with db.read(engine) as conn:
+        return search(conn, settings, query, **kw)  # type: ignore[arg-type]
+
+
+def test_model_is_verified_and_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    emb = get_embedder()
+    v = emb.embed(["a cat sits on the mat", "a kitten on a rug", "lattice QCD"])
+    assert v.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.3
+    # Bucketed batching changes the order of work, never the vectors.
+    assert np.allclose(
+        emb.embed(["b", "a longer text here"], bucketed=False),
+        emb.embed(["b", "a longer text here"]),
+        atol=1e-5,
+    )
+    tampered = tmp_path / "model.onnx"
+    tampered.write_bytes(model_path().read_bytes()[:-1] + b"\0")
+    with pytest.raises(ModelIntegrityError, match=MODEL_SHA256):
+        Embedder(path=tampered)
+
+
+def test_keyword_title_beats_abstract(catalog) -> None:  # type: ignore[no-untyped-def]
+    found = ids(catalog, "diffusion", mode="keyword")
+    assert found[:2] == ["2006.11239", "2011.13456"]  # title match, then abstract-only match
+
+
+def test_hidden_never_appears(catalog) -> None:  # type: ignore[no-untyped-def]
+    for mode in ("hybrid", "keyword", "semantic"):
+        assert "2403.00003" not in ids(catalog, "diffusion secrets moderators", mode=mode)
+    assert ids(catalog, "2403.00003") == [] or "2403.00003" not in ids(catalog, "2403.00003")
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["2405.15738", "arXiv:2405.15738v2", "https://arxiv.org/abs/2405.15738", "2405.15738v1"],
+)
+def test_arxiv_id_first(catalog, query: str) -> None:  # type: ignore[no-untyped-def]
+    assert ids(catalog, query)[0] == "2405.15738"
+
+
+def test_did_you_mean_arxiv_id(catalog) -> None:  # type: ignore[no-untyped-def]
+    p = page(catalog, "that 2405 15738 paper")
+    assert p.did_you_mean == "2405.15738"
+    p = page(catalog, "9999.99999")
+    assert "not in this catalog" in (p.message or "")
+
+
+def test_exact_title_first(catalog) -> None:  # type: ignore[no-untyped-def]
+    assert ids(catalog, "deep residual learning for image recognition")[0] == "1512.03385"
+    assert ids(catalog, "Attention is all you need")[0] == "1706.03762"
+
+
+def test_author_query(catalog) -> None:  # type: ignore[no-untyped-def]
+    assert ids(catalog, "Ashish Vaswani")[0] == "1706.03762"
+    assert ids(catalog, "Jose Menard")[0] == "2401.00001"
+
+
+def test_typo_in_long_words(catalog) -> None:  # type: ignore[no-untyped-def]
+    assert ids(catalog, "difusion probabilstic", mode="keyword")[0] == "2006.11239"
+    assert ids(catalog, "transformr architectur")[:3].count("1706.03762") == 1
+
+
+def test_semantic_without_shared_words(catalog) -> None:  # type: ignore[no-untyped-def]
+    query = "turning random noise into pictures"
+    assert "2006.11239" not in ids(catalog, query, mode="keyword")
+    assert "2006.11239" in ids(catalog, query, mode="semantic")[:3]
+    assert "2006.11239" in ids(catalog, query)[:3]
+
+
+def test_fusion_keeps_both_sides(catalog) -> None:  # type: ignore[no-untyped-def]
+    hybrid = ids(catalog, "plants drought photosynthesis")
+    assert hybrid[0] == "2402.00002"
+
+
+def test_filters(catalog) -> None:  # type: ignore[no-untyped-def]
+    assert set(ids(catalog, "cat:cs.CL")) == {"2405.15738", "1706.03762", "1810.04805"}
+    assert "2402.00002" not in ids(catalog, "cat:cs")
+    assert ids(catalog, "author:menard") == ["2401.00001"]
+    assert ids(catalog, 'author:"josé ménard"') == ["2401.00001"]
+    assert set(ids(catalog, "year:2023..2024")) == {
+        "2405.15738",
+        "2312.00752",
+        "2401.00001",
+        "2402.00002",
+    }
+    assert ids(catalog, "after:2024-05-01") == ["2405.15738"]
+    assert set(ids(catalog, "before:2016")) == {"1512.03385"}
+    coded = ids(catalog, "has:code transformer")
+    assert coded
+    assert set(coded) <= {"2405.15738", "2006.11239", "1810.04805", "2312.00752"}
+
+
+def test_phrase_and_exclude(catalog) -> None:  # type: ignore[no-untyped-def]
+    assert ids(catalog, '"image recognition"') == ["1512.03385"]
+    assert ids(catalog, '"recognition image"') == []
+    found = ids(catalog, "diffusion -score")
+    assert "2006.11239" in found
+    assert "2011.13456" not in found
+
+
+def test_snippet_highlights_safely(catalog) -> None:  # type: ignore[no-untyped-def]
+    hit = page(catalog, "hierarchical backbone <script>").hits[0]
+    assert "<mark>hierarchical</mark>" in hit.snippet_html
+    assert "<script>" not in hit.snippet_html
+
+
+def test_paging(catalog) -> None:  # type: ignore[no-untyped-def]
+    first = page(catalog, "networks models", limit=2)
+    second = page(catalog, "networks models", limit=2, offset=2)
+    assert first.has_next
+    assert not {h.arxiv_id for h in first.hits} & {h.arxiv_id for h in second.hits}
+
+
+def test_similar_excludes_self(catalog) -> None:  # type: ignore[no-untyped-def]
+    settings, engine = catalog
+    with db.read(engine) as conn:
+        ddpm = paper_id(conn, "2006.11239")
+        found = [h.arxiv_id for h in similar(conn, settings, ddpm, 3)]
+    assert "2006.11239" not in found
+    assert "2403.00003" not in found  # hidden
+    assert found[0] == "2011.13456"  # the other diffusion paper
+
+
+@hsettings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.text(max_size=200) | st.sampled_from(['"', "-", "AND OR", "a:b:c", "((", "\\", "*~^"]))
+def test_bad_input_never_raises(catalog, text: str) -> None:  # type: ignore[no-untyped-def]
+    p = page(catalog, text)
+    assert p.hits or p.message
+
+
+def test_incremental_indexing(settings: Settings, engine: Engine) -> None:
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS[:3])
+    first = index_pending(engine, settings)
+    assert (first.embedded, first.keyword_updated) == (3, 3)
+    again = index_pending(engine, settings)
+    assert (again.embedded, again.keyword_updated, again.vectors_rebuilt) == (0, 0, False)
+    with db.transaction(engine) as conn:
+        edit_paper(conn, "1706.03762", title="Photosynthesis Is All You Need")
+        edit_paper(conn, "2405.15738", upvotes=7)  # not embedded text: no new vector
+        add_papers(conn, [PAPERS[8]])
+    third = index_pending(engine, settings)
+    assert third.embedded == 2  # the retitled paper and the new one
+    assert third.keyword_updated == 3
+    assert third.vectors == 4
+    with db.read(engine) as conn:
+        hits = search(conn, settings, "photosynthesis", mode="keyword").hits
+        assert hits[0].arxiv_id == "1706.03762"
+    # Hiding without a modified_at bump is caught by the count check.
+    with db.transaction(engine) as conn:
+        conn.execute(update(Paper).where(Paper.arxiv_id == "2006.11239").values(hidden=True))
+    fourth = index_pending(engine, settings)
+    assert fourth.keyword_updated == 3
+    with db.read(engine) as conn:
+        assert search(conn, settings, "denoising", mode="keyword").hits == []
+
+
+def test_vector_index_ivf_matches_exact(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(50, 384))
+    vecs = centres[rng.integers(0, 50, 4000)] + rng.normal(scale=0.5, size=(4000, 384))
+    vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+    ids_ = np.arange(10, 4010)
+    write_index(tmp_path / "exact", ids_, vecs, exact_max=10_000)
+    write_index(tmp_path / "ivf", ids_, vecs, exact_max=1_000)
+    exact, ivf = load_index(tmp_path / "exact"), load_index(tmp_path / "ivf", nprobe=8)
+    assert exact is not None
+    assert ivf is not None
+    assert (exact.ivf, ivf.ivf is not None) == (None, True)
+    recall = 0.0
+    for q in vecs[:50]:
+        truth = {i for i, _ in exact.search(q, 10)}
+        recall += len(truth & {i for i, _ in ivf.search(q, 10)}) / 10
+    assert recall / 50 >= 0.95
+
+
+def test_cli_index_and_search_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from paperfeed.cli import app
+
+    monkeypatch.setenv("PAPERFEED_DATABASE_URL", f"sqlite:///{tmp_path / 'pf.db'}")
+    monkeypatch.setenv("PAPERFEED_DATA_DIR", str(tmp_path / "data"))
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'pf.db'}")
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS[:5])
+    res = runner.invoke(app, ["index", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "5 computed" in res.output
+    res = runner.invoke(app, ["search", "residual image recognition", "--limit", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert rows[0]["arxiv_id"] == "1512.03385"
+    assert {"arxiv_id", "title", "score"} <= rows[0].keys()
+    assert len(rows) <= 3
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    with db.read(engine) as conn:
+        assert conn.execute(select(Embedding.model)).scalars().first() == get_embedder().model_id
+
+
+@pytest.fixture(scope="module")
+def web(catalog):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from paperfeed.app import create_app
+
+    settings, engine = catalog
+    with TestClient(create_app(settings, engine)) as client:
+        yield client
+
+
+def test_results_page(web) -> None:  # type: ignore[no-untyped-def]
+    r = web.get("/papers", params={"q": "hierarchical visual encoder"})
+    assert r.status_code == 200
+    html = r.text
+    assert "ConvLLaVA" in html
+    assert "Chunjiang Ge" in html
+    assert "<mark>hierarchical</mark>" in html
+    assert 'value="hierarchical visual encoder"' in html
+    assert "2403.00003" not in html  # hidden
+
+
+def test_results_page_paging_and_did_you_mean(web, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from paperfeed.web import search_routes
+
+    monkeypatch.setattr(search_routes, "PAGE_SIZE", 3)
+    r = web.get("/papers", params={"q": "models networks learning", "p": 1})
+    assert 'rel="next"' in r.text
+    r2 = web.get("/papers", params={"q": "models networks learning", "p": 2})
+    assert r2.status_code == 200
+    assert 'rel="prev"' in r2.text
+    r = web.get("/papers", params={"q": "paper 2405 15738"})
+    assert 'Did you mean arXiv id <a href="/papers/2405.15738">' in r.text
+
+
+def test_search_api(web) -> None:  # type: ignore[no-untyped-def]
+    r = web.get("/api/v1/search", params={"q": "arXiv:2006.11239v2", "limit": 3})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["results"][0]["arxiv_id"] == "2006.11239"
+    assert len(body["results"]) <= 3
+    assert {"title", "score", "snippet_html", "authors", "upvotes"} <= body["results"][0].keys()
+    assert web.get("/api/v1/search", params={"limit": 0}).status_code == 422
+    # The Hugging Face-compatible endpoint ranks with the same search().
+    hf = web.get("/api/papers/search", params={"q": "denoising diffusion probabilistic"}).json()
+    assert hf[0]["paper"]["id"] == "2006.11239"
+
+
+def test_similar_api_and_paper_block(web) -> None:  # type: ignore[no-untyped-def]
+    r = web.get("/api/papers/2006.11239/similar", params={"limit": 2})
+    assert r.status_code == 200
+    found = [x["arxiv_id"] for x in r.json()["results"]]
+    assert len(found) == 2
+    assert "2006.11239" not in found
+    assert web.get("/api/papers/9999.99999/similar").status_code == 404
+    v1 = web.get("/api/v1/papers/2006.11239/similar", params={"limit": 2}).json()
+    assert [x["arxiv_id"] for x in v1["results"]] == found
+    page = web.get("/papers/2006.11239").text
+    assert "Similar papers" in page
+    assert "Score-Based Generative Modeling" in page
+
+
+@pytest.mark.parametrize(
+    "q", ["", '"', "a" * 10_000, "((foo AND", "title:x^2 ~ *", "🎉 东京 мир", "\x00\x1b", "-"]
+)
+def test_hostile_queries_never_500(web, q: str) -> None:  # type: ignore[no-untyped-def]
+    assert web.get("/papers", params={"q": q}).status_code == 200
+    assert web.get("/api/v1/search", params={"q": q}).status_code == 200
+    assert web.get("/api/papers/search", params={"q": q[:500]}).status_code == 200
+
+
+def test_index_is_exclusive_and_reports_progress(settings: Settings, engine: Engine) -> None:
+    import fcntl
+
+    from paperfeed.search import IndexBusyError
+    from paperfeed.search.store import search_dir
+
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS[8:9])
+    search_dir(settings).mkdir(parents=True)
+    with (search_dir(settings) / "index.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        with pytest.raises(IndexBusyError):
+            index_pending(engine, settings)
+    seen: list[tuple[str, int, int]] = []
+    index_pending(engine, settings, progress=lambda *a: seen.append(a))
+    assert ("embeddings", 1, 1) in seen
+    assert ("keyword index", 1, 1) in seen
