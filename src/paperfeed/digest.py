@@ -227,7 +227,7 @@ def catalog_search(conn: Connection, settings: Settings) -> SearchFn | None:
     def run(query: str) -> list[int]:
         result = search(conn, settings, query, SEARCH_LIMIT)
         # search() returns a SearchPage; its hits carry the paper ids.
-        return _ids_from_results(getattr(result, "hits", result))
+        return _ids_from_results(result.hits)
 
     return run
 
