@@ -17,10 +17,16 @@ def statuses(results):
 
 
 def test_healthy_local_setup_passes(settings, engine):
-    settings = settings.model_copy(update={"secret_key": GOOD_SECRET})
+    from paperfeed.search import index_pending
+
+    settings = settings.model_copy(update={"secret_key": GOOD_SECRET, "search_semantic": False})
+    assert {r.name: r.status for r in doctor.check_search(settings, engine)} == {"search": "fail"}
+    index_pending(engine, settings)
     results = doctor.run(settings, engine)
     assert all(r.status == "ok" for r in results), results
-    assert {"config.base_url", "config.secret_key", "database", "mail"} <= statuses(results).keys()
+    assert {"config.base_url", "config.secret_key", "database", "mail", "search", "queue"} <= (
+        statuses(results).keys()
+    )
 
 
 def test_public_instance_with_default_secret_and_insecure_cookies_fails(settings, engine):
@@ -102,6 +108,12 @@ def test_smtp_backend_reachable_and_refused(settings, engine, smtp_server):
     assert refused[0].status == "fail" and "PAPERFEED_SMTP_HOST" in refused[0].fix
 
 
+def test_unreachable_queue_fails(settings, engine):
+    bad = settings.model_copy(update={"queue_url": "nonsense://queue"})
+    result = doctor.check_queue(bad, engine)[0]
+    assert result.status == "fail" and "PAPERFEED_QUEUE_URL" in result.fix
+
+
 def test_unwritable_outbox_fails(settings, engine, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
@@ -133,7 +145,11 @@ def test_cli_exit_status(settings, engine, tmp_path):
         "PAPERFEED_DATABASE_URL": url,
         "PAPERFEED_DATA_DIR": str(settings.data_dir),
         "PAPERFEED_SECRET_KEY": GOOD_SECRET,
+        "PAPERFEED_SEARCH_SEMANTIC": "false",
     }
+    from paperfeed.search import index_pending
+
+    index_pending(db.make_engine(url), settings.model_copy(update={"search_semantic": False}))
     ok = CliRunner().invoke(cli, ["doctor"], env=env)
     assert ok.exit_code == 0, ok.output
     assert "All checks passed." in ok.output

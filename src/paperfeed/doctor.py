@@ -194,6 +194,41 @@ def check_mail(settings: Settings, engine: Engine) -> list[Result]:
     return [Result("mail", OK, f"SMTP {where} accepts connections")]
 
 
+@check("search")
+def check_search(settings: Settings, engine: Engine) -> list[Result]:
+    from paperfeed.search import is_indexed
+
+    if not is_indexed(settings):
+        return [
+            Result(
+                "search",
+                FAIL,
+                f"no search index under {settings.data_dir / 'search'}",
+                "run `paperfeed index` (and schedule it after every ingestion)",
+            )
+        ]
+    return [Result("search", OK, "search indexes present")]
+
+
+@check("queue")
+def check_queue(settings: Settings, engine: Engine) -> list[Result]:
+    from paperfeed.jobs import make_huey
+
+    where = settings.queue_url or f"SQLite file {settings.data_dir / 'queue.db'}"
+    try:
+        pending = make_huey(settings).pending_count()
+    except Exception as exc:  # a missing client library, a refused connection...
+        return [
+            Result(
+                "queue",
+                FAIL,
+                f"job queue {where}: {type(exc).__name__}: {str(exc)[:200]}",
+                "check PAPERFEED_QUEUE_URL and that the queue server runs",
+            )
+        ]
+    return [Result("queue", OK, f"job queue {where} reachable, {pending} job(s) pending")]
+
+
 def load_subsystem_checks() -> None:
     """Import the subsystem modules that exist, so their checks register themselves."""
     for name in SUBSYSTEMS:
