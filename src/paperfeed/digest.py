@@ -221,6 +221,8 @@ def catalog_search(conn: Connection, settings: Settings) -> SearchFn | None:
         from paperfeed import search as search_module  # type: ignore[attr-defined]
 
         search = search_module.search  # type: ignore[attr-defined]
+        if not search_module.is_indexed(settings):  # type: ignore[attr-defined]
+            return None  # the documented simple match until `paperfeed index` has run
     except (ImportError, AttributeError):
         return None
 
