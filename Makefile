@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_DB ?= sqlite:///paperfeed-demo.db
 export PAPERFEED_DATABASE_URL ?= $(DEMO_DB)
 
-.PHONY: install demo test lint types pytest browser-deps screenshots bench clean
+.PHONY: install demo test lint types pytest pytest-pg browser-deps screenshots bench clean
 
 install: $(VENV)/.installed
 
@@ -39,7 +39,16 @@ browser-deps:
 screenshots: install browser-deps
 	$(BIN)/pytest tests/browser/test_screenshots.py --screenshots-dir docs/screenshots
 
-test: lint types pytest
+
+# The same suite against a real PostgreSQL 16 + pgvector (pgserver's binaries, see scripts/pg.sh),
+# started in .pg-test/ and stopped afterwards. Browser tests run once, in the SQLite pass.
+pytest-pg: install
+	url=$$(scripts/pg.sh start .pg-test) && \
+	  PAPERFEED_TEST_DATABASE_URL=$$url $(BIN)/pytest -m "not browser and not slow"; \
+	  rc=$$?; scripts/pg.sh stop .pg-test; exit $$rc
+
+test: lint types pytest pytest-pg
 
 clean:
-	rm -rf $(VENV) paperfeed-demo.db* paperfeed-data
+	-scripts/pg.sh stop .pg-test
+	rm -rf $(VENV) paperfeed-demo.db* paperfeed-data .pg-test

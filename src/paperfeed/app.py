@@ -22,6 +22,7 @@ from paperfeed.web import (
     digest_routes,
     errors,
     listings,
+    ops,
     pages,
     search_routes,
     security,
@@ -66,6 +67,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     auth.install(app, settings)  # before security: it must run inside the security middleware
     security.install(app, settings)
     errors.install(app)
+    ops.install(app)  # after the other middleware: outermost, times and logs everything
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
     api_common.install(app, settings)
     # Before the API routers: their /api/papers/{arxiv_id:path} would catch .../similar.
@@ -89,6 +91,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn/gunicorn workers: settings from PAPERFEED_* variables."""
+    from paperfeed import logs
     from paperfeed.config import get_settings
 
-    return create_app(get_settings())
+    settings = get_settings()
+    logs.configure(settings.log_format, settings.log_level)
+    return create_app(settings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.progress import TaskID
 from sqlalchemy import Engine
@@ -18,10 +20,25 @@ app.add_typer(users_app, name="users")
 digest_cli.register(app)  # mail, digest, worker
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")
+import_app = typer.Typer(help="Import data from files.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+WORKER_HEALTHCHECK_S = 60  # seconds a busy worker may take to answer the supervisor's ping
 
 
 def _settings() -> Settings:
     return get_settings()
+
+
+def _migrated_engine(settings: Settings) -> Engine:
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.check_migrated(engine)
+    except db.NotMigratedError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    return engine
 
 
 @db_app.command("upgrade")
@@ -45,6 +62,94 @@ def db_check() -> None:
     typer.echo("database is up to date")
 
 
+@db_app.command("backup")
+def db_backup(file: Path = typer.Argument(..., help="Where to write the copy.")) -> None:
+    """Online, consistent copy of the SQLite database into FILE (PostgreSQL: use pg_dump)."""
+    from paperfeed import backup
+
+    engine = db.make_engine(_settings().database_url)
+    try:
+        size = backup.backup(engine, file)
+    except backup.BackupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"backed up to {file} ({size / 1e6:.1f} MB, integrity checked)")
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Path = typer.Argument(..., help="A file written by `paperfeed db backup`."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Replace the SQLite database's contents with a backup (stop web and workers first)."""
+    from paperfeed import backup
+
+    engine = db.make_engine(_settings().database_url)
+    if not yes:
+        typer.confirm(f"Replace everything in {engine.url} with {file}?", abort=True)
+    try:
+        backup.restore(engine, file)
+        db.check_migrated(engine)
+    except (backup.BackupError, db.NotMigratedError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"restored {engine.url} from {file}")
+
+
+@export_app.command("users")
+def export_users(
+    file: Path = typer.Argument(..., help="JSON file to write ('-' for stdout)."),
+) -> None:
+    """Write all user data (accounts, votes, comments, collections, subscriptions...) as JSON."""
+    import json
+
+    from paperfeed import userdata
+
+    settings = _settings()
+    engine = _migrated_engine(settings)
+    with db.read(engine) as conn:
+        doc = userdata.export_all(conn, source=settings.base_url)
+    text = json.dumps(doc, ensure_ascii=False, indent=1)
+    if str(file) == "-":
+        typer.echo(text)
+        return
+    tmp = file.with_name(file.name + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(file)
+    typer.echo(
+        f"exported {len(doc['users'])} users, {len(doc['comments'])} comments, "
+        f"{len(doc['subscribers'])} subscribers, {len(doc['papers'])} referenced papers to {file}",
+        err=True,
+    )
+
+
+@import_app.command("users")
+def import_users(
+    file: Path = typer.Argument(..., help="A file written by `paperfeed export users`."),
+) -> None:
+    """Merge a user-data export into this instance (idempotent; existing records are kept)."""
+    import json
+
+    from paperfeed import userdata
+
+    engine = _migrated_engine(_settings())
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+        with db.transaction(engine) as conn:
+            stats = userdata.import_all(conn, doc)
+    except (OSError, ValueError, KeyError) as exc:
+        typer.echo(
+            f"cannot import {file}: {type(exc).__name__}: {exc}; nothing was changed", err=True
+        )
+        raise typer.Exit(1) from exc
+    created = ", ".join(f"{n} {k}" for k, n in stats.created.items()) or "nothing new"
+    typer.echo(f"imported: {created}")
+    for conflict in stats.conflicts:
+        typer.echo(f"conflict: {conflict}", err=True)
+    if stats.conflicts:
+        raise typer.Exit(1)
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
@@ -53,14 +158,27 @@ def serve(
     reload: bool = typer.Option(False, help="Reload on code changes (development)."),
 ) -> None:
     """Serve the web UI and JSON API."""
+    import os
+    import shutil
+
     import uvicorn
 
-    engine = db.make_engine(_settings().database_url)
+    from paperfeed import metrics
+
+    settings = _settings()
+    engine = db.make_engine(settings.database_url)
     try:
         db.check_migrated(engine)
     except db.NotMigratedError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
+    if workers > 1 and not metrics.multiprocess_mode():
+        # Several processes: /metrics must sum them (prometheus_client multiprocess mode).
+        # The workers inherit this variable; the directory starts empty on every serve.
+        metrics_dir = settings.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
     typer.echo(f"paperfeed serving on http://{host}:{port}/papers")
     uvicorn.run(
         "paperfeed.app:app_from_env",
@@ -69,8 +187,39 @@ def serve(
         port=port,
         workers=workers,
         reload=reload,
-        log_level="info",
+        log_level=settings.log_level,
+        access_log=False,  # replaced by paperfeed's one-JSON-line-per-request log
+        # uvicorn's supervisor kills a worker that misses a 5 s ping; on a saturated machine
+        # (or while a worker imports at startup) that turns load into a restart loop.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
+
+
+@app.command()
+def doctor(
+    as_json: bool = typer.Option(False, "--json", help="Print the results as a JSON array."),
+) -> None:
+    """Check config, database, indexes, mail and queue; print what to fix; exit 1 on failure."""
+    import dataclasses
+    import json
+
+    from paperfeed import doctor as doctor_mod
+
+    settings = _settings()
+    results = doctor_mod.run(settings, db.make_engine(settings.database_url))
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in results], indent=2))
+    else:
+        marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+        for r in results:
+            typer.echo(f"[{marks[r.status]}] {r.name}: {r.detail}")
+            if r.fix:
+                typer.echo(f"       fix: {r.fix}")
+    failed = [r for r in results if r.status == "fail"]
+    if not as_json:
+        typer.echo(f"{len(failed)} problem(s) to fix." if failed else "All checks passed.")
+    if failed:
+        raise typer.Exit(1)
 
 
 def _moderate(change: str, name: str) -> None:

@@ -140,7 +140,11 @@ def add_paper(conn: Connection, user: CurrentUser, collection_id: int, paper_id:
     stmt = _insert(conn)(items_t).values(
         collection_id=collection_id, paper_id=paper_id, added_at=utcnow()
     )
-    return bool(conn.execute(stmt.on_conflict_do_nothing()).rowcount == 1)
+    # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT through SQLAlchemy.
+    return (
+        conn.execute(stmt.on_conflict_do_nothing().returning(items_t.c.paper_id)).first()
+        is not None
+    )
 
 
 def remove_paper(conn: Connection, user: CurrentUser, collection_id: int, paper_id: int) -> bool:
@@ -247,7 +251,7 @@ def follow(conn: Connection, user: CurrentUser, kind: str, value: str) -> bool:
     stmt = _insert(conn)(follows_t).values(
         user_id=user.id, kind=kind, value=value, created_at=utcnow()
     )
-    return bool(conn.execute(stmt.on_conflict_do_nothing()).rowcount == 1)
+    return conn.execute(stmt.on_conflict_do_nothing().returning(follows_t.c.id)).first() is not None
 
 
 def unfollow(conn: Connection, user: CurrentUser, kind: str, value: str) -> bool:

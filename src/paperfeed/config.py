@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     trending_growth_weight: float = 0.5  # points per tenfold stars gained per day (log10)
     trending_cache_s: float = 15.0  # how long a listing response may be reused (seconds)
 
+    # Operations
+    log_format: str = "json"  # "json" (one object per line, for log shippers) | "text"
+    log_level: str = "info"
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -111,3 +112,24 @@ def transaction(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
 def read(engine: Engine) -> Any:
     """A read-only unit of work (a deferred transaction: never blocks on SQLite writers)."""
     return transaction(engine, write=False)
+
+
+def applied_heads(engine: Engine) -> set[str]:
+    """The migration revisions recorded in the database (raises if it is unreachable)."""
+    with engine.connect() as conn:
+        return set(MigrationContext.configure(conn).get_current_heads())
+
+
+def serialize(conn: Connection, name: str) -> None:
+    """Serialize this write transaction with every other one that names the same lock.
+
+    SQLite writers already run one at a time (BEGIN IMMEDIATE). PostgreSQL runs them
+    concurrently, so a read-then-write such as "insert the papers that don't exist yet" could
+    race another process and fail on a unique constraint; a transaction-scoped advisory lock
+    restores SQLite's behaviour for that section (released at commit or rollback).
+    """
+    if conn.dialect.name == "postgresql":
+        key = int.from_bytes(
+            hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+        )
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (key,))

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
-from paperfeed import ranking
+from paperfeed import db, ranking
 from paperfeed.models import Paper, PaperAuthor, PaperCategory, table_of, utcnow
 from paperfeed.sources import PaperRecord, find_code_url, parse_arxiv_id
 
@@ -186,6 +186,7 @@ def upsert_records(conn: Connection, records: Sequence[PaperRecord]) -> UpsertSt
     stats = UpsertStats()
     if not records:
         return stats
+    db.serialize(conn, "catalog")  # concurrent ingesters on PostgreSQL: see db.serialize
     wanted = list(dict.fromkeys(r.arxiv_id for r in records))
     cols = [papers_t.c.id, papers_t.c.arxiv_id, *(papers_t.c[k] for k in (*TRACKED, "source"))]
     current: dict[str, dict[str, Any]] = {}

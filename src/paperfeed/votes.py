@@ -24,7 +24,10 @@ def _add(conn: Connection, user_id: int, paper_id: int) -> bool:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(votes_t).values(user_id=user_id, paper_id=paper_id, created_at=utcnow())
     # The primary key (user_id, paper_id) decides: a duplicate inserts nothing and counts nothing.
-    inserted = conn.execute(stmt.on_conflict_do_nothing()).rowcount == 1
+    # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT through SQLAlchemy.
+    inserted = (
+        conn.execute(stmt.on_conflict_do_nothing().returning(votes_t.c.user_id)).first() is not None
+    )
     if inserted:
         conn.execute(
             update(papers_t).where(papers_t.c.id == paper_id).values(upvotes=papers_t.c.upvotes + 1)

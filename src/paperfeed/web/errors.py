@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paperfeed.web.deps import render
@@ -43,3 +44,12 @@ def install(app: FastAPI) -> None:
             )
         message = "; ".join(f"{'.'.join(e['loc'][1:])}: {e['message']}" for e in errors)
         return render(request, "error.html", {"status": 422, "message": message}, 422)
+
+    @app.exception_handler(DataError)
+    async def out_of_range(request: Request, exc: DataError) -> Response:
+        # Only input can cause it (PostgreSQL refuses e.g. an id beyond 2^31 that SQLite
+        # accepts): whatever such an id names does not exist.
+        message = "Not found: a number in the address is out of range."
+        if _wants_json(request):
+            return JSONResponse({"error": {"status": 404, "message": message}}, status_code=404)
+        return render(request, "error.html", {"status": 404, "message": message}, 404)

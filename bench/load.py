@@ -1,0 +1,385 @@
+"""Load test over loopback: N virtual users against `paperfeed serve --workers W`.
+
+Usage:
+  python bench/load.py --db postgresql+psycopg://postgres@127.0.0.1:PORT/pfbench --workers 1,2,4
+  python bench/load.py --db sqlite:////tmp/pf-bench-load.db --workers 1,2,4
+
+Builds the catalog first if it is empty (--papers, default 300k, the bench/web_latency.py
+generator) plus --accounts users with sessions, then for each worker count starts a real server
+process on 127.0.0.1, and runs --users virtual users for --duration seconds. Each user loops:
+pick an action (front page 40%, paper page 30%, search 20%, upvote toggle 10% by default), send
+it, wait an exponentially distributed think time (mean --think s; 0 = closed loop at full
+speed, which measures capacity). Prints per-endpoint count, throughput, p50/p99 and errors.
+
+The generator runs on the same 2 cores as the server: its own CPU use (~0.3 ms per request) is
+part of what the numbers show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+from sqlalchemy import func, select, text
+
+from paperfeed import db, papers
+from paperfeed.models import Paper, table_of
+from paperfeed.sources import PaperRecord
+
+PAPERFEED = str(Path(sys.executable).parent / "paperfeed")
+MIX = {"front": 0.4, "paper": 0.3, "search": 0.2, "upvote": 0.1}
+
+
+@dataclass
+class Stats:
+    times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    samples: dict[str, str] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv_snapshot_sample.jsonl"
+
+
+def real_texts(limit: int = 40_000) -> list[dict[str, object]]:
+    """Titles, abstracts, authors and categories of real papers (the shared arXiv sample)."""
+    out: list[dict[str, object]] = []
+    with SAMPLE.open() as fh:
+        for line in fh:
+            r = json.loads(line)
+            if not r.get("title") or not r.get("abstract"):
+                continue
+            out.append(
+                {
+                    "title": " ".join(r["title"].split()),
+                    "abstract": " ".join(r["abstract"].split()),
+                    "authors": [a.strip() for a in r["authors"].split(",") if a.strip()][:20],
+                    "categories": r["categories"].split(),
+                }
+            )
+            if len(out) == limit:
+                break
+    return out
+
+
+def make_queries(count: int = 500, seed: int = 3) -> list[str]:
+    """What people type: 2-3 words from a real title (70%), an author (20%), a title (10%)."""
+    rng = random.Random(seed)
+    texts = real_texts(5000)
+    out = []
+    for _ in range(count):
+        t = rng.choice(texts)
+        roll = rng.random()
+        if roll < 0.7:
+            words = [w.strip(".,:;()") for w in str(t["title"]).split() if len(w) > 3]
+            out.append(" ".join(rng.sample(words, min(len(words), rng.choice((2, 2, 3))))))
+        elif roll < 0.9 and t["authors"]:
+            out.append(rng.choice(t["authors"]))  # type: ignore[arg-type]
+        else:
+            out.append(str(t["title"]))
+    return out
+
+
+def build(url: str, n: int, seed: int = 7) -> None:
+    """n papers with real text (the ~31k real ones repeated), ~20 featured per weekday."""
+    rng = random.Random(seed)
+    texts = real_texts()
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    start = dt.date(2024, 1, 1)
+    t0 = time.perf_counter()
+    for base in range(0, n, 5000):
+        batch = []
+        for i in range(base, min(n, base + 5000)):
+            t = texts[i % len(texts)]
+            day = start + dt.timedelta(days=i // 400)  # ~400 new papers a day
+            featured = day if day.weekday() < 5 and i % 20 == 0 else None  # ~20 a weekday
+            batch.append(
+                PaperRecord(
+                    arxiv_id=f"{24 + i // 90000:02d}{1 + (i // 7500) % 12:02d}.{i % 90000:05d}",
+                    title=str(t["title"]),
+                    source="bench",
+                    abstract=str(t["abstract"]),
+                    authors=list(t["authors"]),  # type: ignore[call-overload]
+                    categories=list(t["categories"]),  # type: ignore[call-overload]
+                    published=day,
+                    featured_date=featured,
+                    upvotes=rng.randrange(200) if featured else 0,
+                    version=1,
+                )
+            )
+        with db.transaction(engine) as conn:
+            papers.upsert_records(conn, batch)
+        if base % 50_000 == 0:
+            print(f"  {base + len(batch)} papers, {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"built {n} papers in {time.perf_counter() - t0:.0f} s", flush=True)
+    engine.dispose()
+
+
+def prepare(url: str, n: int, accounts: int) -> tuple[list[str], list[tuple[str, str]]]:
+    """The catalog's arXiv ids and (session cookie, csrf token) pairs for signed-in users."""
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    with db.read(engine) as conn:
+        have = conn.execute(select(func.count()).select_from(table_of(Paper))).scalar_one()
+    if have < n:
+        engine.dispose()
+        build(url, n)
+        engine = db.make_engine(url)
+    with db.read(engine) as conn:
+        ids = list(conn.execute(select(table_of(Paper).c.arxiv_id)).scalars())
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+    engine.dispose()
+    return ids, make_sessions(url, accounts)
+
+
+def make_sessions(url: str, accounts: int) -> list[tuple[str, str]]:
+    """Accounts with live sessions through the community module (absent: no upvotes)."""
+    try:
+        from paperfeed import accounts as acc
+        from paperfeed import credentials
+    except ImportError:
+        return []
+    from paperfeed.config import Settings
+
+    # Cheap password hashing: sign-up cost is not what this bench measures.
+    settings = Settings(
+        database_url=url, password_memory_kib=1024, password_time_cost=1, password_parallelism=1
+    )
+    engine = db.make_engine(url)
+    out = []
+    with db.transaction(engine) as conn:
+        for i in range(accounts):
+            name = f"loaduser{i}"
+            row = acc.by_name(conn, name)
+            if row is None:
+                made = acc.sign_up(conn, settings, name, f"{name}@example.org", "pw-0123456789")
+                user_id = made.user_id
+            else:
+                user_id = row.id
+            s = credentials.create_session(conn, settings, user_id, remember=False)
+            out.append((s.token, s.csrf_token))
+    engine.dispose()
+    return out
+
+
+async def user_loop(
+    client: httpx.AsyncClient,
+    rng: random.Random,
+    ids: list[str],
+    session: tuple[str, str] | None,
+    stop: float,
+    think: float,
+    stats: Stats,
+    mix: dict[str, float],
+    queries: list[str],
+) -> None:
+    kinds, weights = list(mix), list(mix.values())
+    while time.perf_counter() < stop:
+        kind = rng.choices(kinds, weights)[0]
+        if kind == "upvote" and session is None:
+            kind = "paper"
+        headers: dict[str, str] = {}
+        cookies: dict[str, str] = {}
+        if kind == "front":
+            req = client.build_request("GET", "/papers")
+        elif kind == "paper":
+            req = client.build_request("GET", f"/papers/{rng.choice(ids)}")
+        elif kind == "search":
+            q = rng.choice(queries)
+            req = client.build_request("GET", "/papers", params={"q": q})
+        else:
+            assert session is not None
+            token, csrf = session
+            cookies = {"pf_session": token, "pf_csrf": csrf}
+            headers = {"x-csrf-token": csrf}
+            req = client.build_request(
+                "POST", f"/api/papers/{rng.choice(ids[:5000])}/upvote", headers=headers
+            )
+        if cookies:
+            req.headers["cookie"] = "; ".join(f"{a}={b}" for a, b in cookies.items())
+        t0 = time.perf_counter()
+        try:
+            r = await client.send(req)
+            ok = r.status_code < 400
+            if not ok:
+                stats.samples.setdefault(kind, f"{r.status_code} {r.text[:200]}")
+        except httpx.HTTPError as exc:
+            ok = False
+            stats.samples.setdefault(kind, repr(exc))
+        stats.times[kind].append((time.perf_counter() - t0) * 1000)
+        if not ok:
+            stats.errors[kind] += 1
+        if think:
+            await asyncio.sleep(rng.expovariate(1 / think))
+
+
+async def load(
+    base: str,
+    ids: list[str],
+    sessions: list[tuple[str, str]],
+    users: int,
+    duration: float,
+    think: float,
+    mix: dict[str, float],
+    queries: list[str],
+) -> Stats:
+    stats = Stats()
+    limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        await client.get("/papers")  # warm
+        stop = time.perf_counter() + duration
+        await asyncio.gather(
+            *(
+                user_loop(
+                    client,
+                    random.Random(i),
+                    ids,
+                    sessions[i % len(sessions)] if sessions else None,
+                    stop,
+                    think,
+                    stats,
+                    mix,
+                    queries,
+                )
+                for i in range(users)
+            )
+        )
+    return stats
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by a process and its children (the uvicorn workers)."""
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def report(label: str, stats: Stats, duration: float, server_cpu_s: float) -> None:
+    total = sum(len(t) for t in stats.times.values())
+    errors = sum(stats.errors.values())
+    print(
+        f"\n== {label}: {total / duration:.0f} req/s total, {errors} errors; web processes used "
+        f"{server_cpu_s / duration:.2f} cores, {1000 * server_cpu_s / max(total, 1):.1f} ms CPU "
+        f"per request; load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'endpoint':10s} {'count':>7s} {'req/s':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}"
+    )
+    every: list[float] = []
+    for kind in MIX:
+        t = sorted(stats.times.get(kind, []))
+        if not t:
+            continue
+        every += t
+        p99 = t[min(len(t) - 1, int(len(t) * 0.99))]
+        print(
+            f"{kind:10s} {len(t):7d} {len(t) / duration:7.1f} {statistics.median(t):8.1f} "
+            f"{p99:8.1f} {stats.errors.get(kind, 0):7d}"
+        )
+    every.sort()
+    if every:
+        p99 = every[min(len(every) - 1, int(len(every) * 0.99))]
+        print(
+            f"{'all':10s} {len(every):7d} {len(every) / duration:7.1f} "
+            f"{statistics.median(every):8.1f} {p99:8.1f} {errors:7d}"
+        )
+    for kind, sample in stats.samples.items():
+        print(f"  first {kind} error: {sample}")
+
+
+def serve(url: str, workers: int, data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PAPERFEED_", "PROMETHEUS_"))},
+        "PAPERFEED_DATABASE_URL": url,
+        "PAPERFEED_DATA_DIR": data_dir,
+        "PAPERFEED_SECRET_KEY": secrets.token_urlsafe(32),
+        "PAPERFEED_LOG_LEVEL": "warning",  # the access log would cost as much as the bench
+    }
+    proc = subprocess.Popen(
+        [PAPERFEED, "serve", "--workers", str(workers), "--port", str(port)], env=env
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        time.sleep(0.2)
+        try:
+            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                time.sleep(2.0 * workers)  # let every worker finish starting
+                return proc, base
+        except httpx.HTTPError:
+            pass
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--db", required=True, help="SQLAlchemy URL of the bench database")
+    ap.add_argument("--papers", type=int, default=300_000)
+    ap.add_argument("--accounts", type=int, default=100)
+    ap.add_argument("--workers", default="1,2,4")
+    ap.add_argument("--users", type=int, default=100)
+    ap.add_argument("--duration", type=float, default=30.0)
+    ap.add_argument("--think", type=float, default=1.0, help="mean think time, s (0: closed loop)")
+    ap.add_argument("--data-dir", default="/tmp/pf-bench-load-data")
+    ap.add_argument("--mix", default="", help="e.g. front=0.4,paper=0.3,search=0.2,upvote=0.1")
+    ap.add_argument("--build-only", action="store_true", help="build the catalog and exit")
+    args = ap.parse_args()
+    mix = dict(MIX)
+    if args.mix:
+        mix = {k: float(v) for k, v in (p.split("=") for p in args.mix.split(","))}
+    ids, sessions = prepare(args.db, args.papers, args.accounts)
+    if args.build_only:
+        return
+    queries = make_queries()
+    engine_kind = args.db.split(":", 1)[0]
+    print(
+        f"{len(ids)} papers, {len(sessions)} signed-in accounts, {args.users} users, "
+        f"think {args.think}s, {args.duration:.0f}s per run, database {engine_kind}, "
+        f"{os.cpu_count()} CPUs"
+    )
+    for workers in [int(w) for w in args.workers.split(",")]:
+        proc, base = serve(args.db, workers, args.data_dir)
+        try:
+            cpu0 = tree_cpu_s(proc.pid)
+            stats = asyncio.run(
+                load(base, ids, sessions, args.users, args.duration, args.think, mix, queries)
+            )
+            cpu = tree_cpu_s(proc.pid) - cpu0
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+        report(f"{engine_kind}, {workers} web worker(s)", stats, args.duration, cpu)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Health, readiness, Prometheus metrics and the per-request JSON log."""
+
+import json
+import logging
+
+from sqlalchemy import text
+
+from paperfeed import db, logs, metrics
+
+
+def test_healthz_and_readyz(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.json()["database"] == "ok"
+
+
+def test_readyz_reports_an_unmigrated_database_with_the_fix(client, engine):
+    with db.transaction(engine) as conn:
+        conn.execute(text("DELETE FROM alembic_version"))
+    r = client.get("/readyz")
+    assert r.status_code == 503
+    assert r.json()["fix"] == "paperfeed db upgrade"
+
+
+def test_readyz_reports_an_unreachable_database(client, engine, app):
+    class Broken:
+        def connect(self):
+            raise OSError("connection refused")
+
+    app.state.engine = Broken()
+    r = client.get("/readyz")
+    assert r.status_code == 503 and "unreachable" in r.json()["database"]
+    app.state.engine = engine
+
+
+def _sample(body: str, route: str, status: str) -> float:
+    for line in body.splitlines():
+        if (
+            line.startswith("paperfeed_http_request_duration_seconds_count{")
+            and f'route="{route}"' in line
+            and f'status="{status}"' in line
+        ):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _all_404(body: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith("paperfeed_http_request_duration_seconds_count{")
+        and 'status="404"' in line
+    )
+
+
+def test_metrics_count_requests_by_route_template_not_raw_path(client):
+    before = client.get("/metrics").text
+    client.get("/papers/2405.99999")
+    client.get("/papers/2405.99998")
+    client.get("/no/such/page/at/all")
+    after = client.get("/metrics")
+    assert after.headers["content-type"].startswith("text/plain")
+    body = after.text
+    route = "/papers/{arxiv_id:path}"
+    assert _sample(body, route, "404") - _sample(before, route, "404") == 2
+    assert _all_404(body) - _all_404(before) == 3  # the unknown path is counted too...
+    assert "2405.99999" not in body and "/no/such/page" not in body  # ...under a template
+    assert "paperfeed_papers_max_id" in body
+
+
+def test_metrics_counters_are_shared_with_other_modules(client):
+    metrics.record_ingest("test-source", new=3, rejected=1)
+    metrics.EMAILS.labels(kind="digest", status="sent").inc()
+    body = client.get("/metrics").text
+    assert 'paperfeed_ingested_records_total{outcome="new",source="test-source"}' in body
+    assert 'paperfeed_emails_total{kind="digest",status="sent"}' in body
+
+
+def test_a_failing_gauge_source_does_not_break_metrics(client):
+    def broken_queue(engine):
+        raise ConnectionError("redis down")
+        yield  # pragma: no cover
+
+    metrics.register_gauge(broken_queue)
+    try:
+        r = client.get("/metrics")
+        assert r.status_code == 200
+        assert "paperfeed_gauge_source_up_broken_queue 0.0" in r.text
+    finally:
+        metrics._GAUGES.sources.remove(broken_queue)
+
+
+def test_one_log_line_per_request_with_request_id(client, caplog):
+    with caplog.at_level(logging.INFO, logger="paperfeed.access"):
+        r = client.get("/papers/2405.12345", headers={"X-Request-ID": "abc-123"})
+        bad = client.get("/healthz", headers={"X-Request-ID": "evil\nid"})
+    assert r.headers["x-request-id"] == "abc-123"
+    assert bad.headers["x-request-id"] != "evil\nid" and len(bad.headers["x-request-id"]) == 32
+    records = [rec for rec in caplog.records if rec.name == "paperfeed.access"]
+    assert len(records) == 2
+    line = json.loads(logs.JsonFormatter().format(records[0]))
+    assert line["method"] == "GET"
+    assert line["path"] == "/papers/{arxiv_id:path}"
+    assert line["status"] == 404
+    assert line["request_id"] == "abc-123"
+    assert line["duration_ms"] > 0
+    assert line["msg"] == "request" and line["level"] == "info"
