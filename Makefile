@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_DB ?= sqlite:///paperfeed-demo.db
 export PAPERFEED_DATABASE_URL ?= $(DEMO_DB)
 
-.PHONY: install demo test lint types pytest bench clean
+.PHONY: install demo test lint types pytest browser-deps screenshots bench clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/paperfeed db upgrade
 	$(BIN)/paperfeed ingest jsonl --demo
+	$(BIN)/paperfeed index
 	$(BIN)/paperfeed serve
 
 lint: install
@@ -27,8 +28,16 @@ lint: install
 types: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install browser-deps
 	$(BIN)/pytest
+
+# Debian chromium + axe-core for tests/browser; installs only what is missing.
+browser-deps:
+	scripts/ensure-chromium.sh
+
+# Regenerate the screenshots the README shows (docs/screenshots/*.png) from the browser tests.
+screenshots: install browser-deps
+	$(BIN)/pytest tests/browser/test_screenshots.py --screenshots-dir docs/screenshots
 
 test: lint types pytest
 

@@ -84,7 +84,9 @@ class ReplayServer:
 @contextmanager
 def replay_server() -> Iterator[ReplayServer]:
     server = ReplayServer()
-    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
     thread.start()
     try:
         yield server

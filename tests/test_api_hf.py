@@ -214,8 +214,11 @@ def test_daily_papers_conditional_get(client, engine, shared_data):
     assert again.status_code == 304 and again.content == b""
 
 
-def test_search_returns_daily_items_and_feeds_follow_it(client, engine, shared_data):
+def test_search_returns_daily_items_and_feeds_follow_it(client, engine, settings, shared_data):
+    from paperfeed.search import index_pending
+
     recorded = ingest(engine, shared_data, CURRENT)
+    index_pending(engine, settings)
     schema = infer(recorded)
     r = client.get("/api/papers/search", params={"q": "EnvHarness"})
     assert r.status_code == 200

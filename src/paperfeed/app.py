@@ -9,13 +9,24 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from paperfeed import db, ranking
+from paperfeed import db, ranking, submissions
 from paperfeed.api import common as api_common
 from paperfeed.api import hf as api_hf
 from paperfeed.api import v1 as api_v1
 from paperfeed.config import Settings
-from paperfeed.web import errors, listings, pages, search_routes, security
-from paperfeed.web.deps import make_templates
+from paperfeed.web import (
+    accounts_routes,
+    auth,
+    community_api,
+    community_routes,
+    digest_routes,
+    errors,
+    listings,
+    pages,
+    search_routes,
+    security,
+)
+from paperfeed.web.deps import make_templates, publish_routes
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -50,19 +61,29 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.templates = make_templates(settings)
+    # The arXiv lookup used by paper submissions (swap in the ingestion client's fetch here).
+    app.state.arxiv_fetch = submissions.arxiv_fetcher(settings)
+    auth.install(app, settings)  # before security: it must run inside the security middleware
     security.install(app, settings)
     errors.install(app)
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
     api_common.install(app, settings)
     # Before the API routers: their /api/papers/{arxiv_id:path} would catch .../similar.
     app.include_router(search_routes.router)
+    # Community first: the catalog APIs' /api/papers/{id} and the listings' /papers/... routes
+    # would otherwise catch /api/papers/{id}/comments and /papers/submit.
+    app.include_router(community_api.router)
+    app.include_router(accounts_routes.router)
+    app.include_router(community_routes.router)
     # Before pages.router: its /papers/{kind}/{slug} would catch /papers/trending/feed.atom.
     app.include_router(api_hf.router)
     app.include_router(api_v1.router)
     app.include_router(listings.router)
     app.include_router(pages.router)
+    app.include_router(digest_routes.router)
     # Keep last: its /papers/{arxiv_id:path} route would shadow any /papers/<word> route after it.
     app.include_router(pages.paper_router)
+    publish_routes(app)
     return app
 
 

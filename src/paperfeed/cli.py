@@ -6,13 +6,16 @@ import typer
 from rich.progress import TaskID
 from sqlalchemy import Engine
 
-from paperfeed import db
+from paperfeed import db, digest_cli
 from paperfeed.config import Settings, get_settings
 from paperfeed.ingest_cli import export_app, ingest_app
 
 app = typer.Typer(help="paperfeed: a self-hostable research-paper hub.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+users_app = typer.Typer(help="Accounts and moderation roles.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+digest_cli.register(app)  # mail, digest, worker
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")
 
@@ -68,6 +71,79 @@ def serve(
         reload=reload,
         log_level="info",
     )
+
+
+def _moderate(change: str, name: str) -> None:
+    """Run one audited moderation change from the command line (actor: none)."""
+    from paperfeed import moderation
+    from paperfeed.permissions import NotFound
+
+    engine = db.make_engine(_settings().database_url)
+    try:
+        with db.transaction(engine) as conn:
+            if change in ("promote", "demote"):
+                changed = moderation.set_admin(conn, None, name, change == "promote")
+            else:
+                changed = moderation.set_suspended(conn, None, name, change == "suspend")
+    except NotFound as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{name}: {change}d" if changed else f"{name}: unchanged (already {change}d)")
+
+
+@users_app.command("promote")
+def users_promote(name: str) -> None:
+    """Make NAME an admin (moderator)."""
+    _moderate("promote", name)
+
+
+@users_app.command("demote")
+def users_demote(name: str) -> None:
+    """Take the admin role from NAME."""
+    _moderate("demote", name)
+
+
+@users_app.command("suspend")
+def users_suspend(name: str) -> None:
+    """Suspend NAME: signs them out everywhere; their tokens stop working."""
+    _moderate("suspend", name)
+
+
+@users_app.command("unsuspend")
+def users_unsuspend(name: str) -> None:
+    """Lift a suspension."""
+    _moderate("unsuspend", name)
+
+
+@users_app.command("cleanup")
+def users_cleanup() -> None:
+    """Delete expired sessions and finished rate-limit windows (run daily from cron)."""
+    from paperfeed import credentials, ratelimits
+
+    engine = db.make_engine(_settings().database_url)
+    with db.transaction(engine) as conn:
+        sessions = credentials.purge_expired(conn)
+        windows = ratelimits.purge(conn)
+    typer.echo(f"removed {sessions} expired session(s), {windows} rate-limit window(s)")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Every account: id, name, email, verified, role, state."""
+    from paperfeed import accounts
+
+    engine = db.make_engine(_settings().database_url)
+    with db.read(engine) as conn:
+        rows = accounts.list_users(conn, limit=100_000)
+    for r in rows:
+        flags = [
+            "admin" if r.is_admin else "user",
+            "verified" if r.email_verified_at else "unverified",
+        ]
+        if r.suspended_at:
+            flags.append("suspended")
+        typer.echo(f"{r.id}\t{r.username}\t{r.email}\t{','.join(flags)}")
+    typer.echo(f"{len(rows)} user(s)", err=True)
 
 
 trending_app = typer.Typer(help="Trending scores (stored hotness).", no_args_is_help=True)

@@ -31,6 +31,24 @@ class Settings(BaseSettings):
     http_max_retries: int = 4
     http_backoff_s: float = 2.0  # first retry wait; doubles per retry unless Retry-After says
 
+    # Community: accounts, sessions, abuse limits
+    session_hours: int = 12  # lifetime of a session without "remember me"
+    remember_days: int = 30  # lifetime of a "remember me" session (persistent cookie)
+    # argon2id cost: RFC 9106 §4 second recommended option (t=3, 64 MiB, p=4); tests lower it.
+    password_time_cost: int = 3
+    password_memory_kib: int = 65536
+    password_parallelism: int = 4
+    verify_token_hours: int = 48  # email-verification link lifetime
+    reset_token_hours: int = 2  # password-reset link lifetime
+    signin_limit_per_ip: int = 30  # sign-in attempts per IP per 15-minute window
+    signin_limit_per_name: int = 10  # attempts per login name per 15-minute window
+    lockout_after: int = 5  # consecutive failed sign-ins before an account locks
+    lockout_base_s: int = 60  # first lockout; doubles per further failure, capped at 1 hour
+    signup_limit_per_ip: int = 10  # sign-ups per IP per hour
+    submit_daily_limit: int = 10  # paper submissions per user per UTC day
+    comment_limit: int = 20  # comments per user per 10-minute window
+    mail_limit_per_ip: int = 5  # verification/reset mails requested per IP per hour
+
     # Mail
     mail_backend: str = "outbox"  # "outbox" (local Maildir) | "smtp"
     mail_from: str = "paperfeed <noreply@localhost>"
@@ -39,6 +57,25 @@ class Settings(BaseSettings):
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_tls: str = "none"  # "none" | "starttls" | "tls"
+    smtp_timeout_s: float = 30.0  # per SMTP command; a silent server counts as a transient failure
+    mail_rate_per_s: float = 0.0  # sending rate limit per sending process, messages/s (0 = none)
+    mail_retries: int = 3  # extra tries after a transient failure (4xx, dropped connection)
+    mail_retry_backoff_s: float = 1.0  # first retry delay; doubles on each further try
+
+    # Digests (see README "Email digests")
+    queue_url: str = ""  # "" = embedded SqliteHuey under data_dir; redis://... or postgresql://...
+    digest_bounce_threshold: int = 3  # permanent (5xx) failures before an address is "bouncing"
+    digest_max_attempts: int = 5  # transient-failure sends of one message before it is "failed"
+    digest_claim_batch: int = 100  # messages one sender claims at a time
+    digest_claim_timeout_s: int = 600  # a claim older than this is abandoned and re-claimable
+    digest_trending_daily: int = 5  # "Trending" items in a daily digest
+    digest_trending_weekly: int = 10  # "Trending" items in a weekly digest (the week's best)
+    digest_for_you_max: int = 6  # "For you" items per digest
+    digest_similarity_min: float = 0.55  # cosine to a subscriber's liked papers to count as similar
+    digest_confirm_max_age_s: int = 3 * 24 * 3600  # confirmation links expire after 3 days
+    digest_link_max_age_s: int = 180 * 24 * 3600  # unsubscribe/manage/feedback links: 180 days
+    digest_confirm_per_hour: int = 3  # confirmation mails per address per hour (anti mail-bomb)
+    digest_unsubscribe_mailto: str = ""  # List-Unsubscribe mailto address; "" = mail_from's
 
     # Search (see README ## Search)
     search_semantic: bool = True  # False = keyword-only search; no model is loaded

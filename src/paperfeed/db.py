@@ -29,6 +29,14 @@ def make_engine(url: str) -> Engine:
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         if memory:
             kwargs["poolclass"] = StaticPool  # one shared in-memory database
+        else:
+            # Never block on the pool: a request holds its connection from its dependency
+            # to the end of its handler, so with a bounded pool and more concurrent requests
+            # than worker threads, holders wait for threads while every thread waits for a
+            # connection (a deadlock until the pool timeout; tests/test_votes_concurrency.py).
+            # SQLite connections are cheap; 10 stay open for reuse.
+            kwargs["pool_size"] = 10
+            kwargs["max_overflow"] = -1
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")

@@ -39,7 +39,13 @@ EXIT_INTERRUPTED = 130  # Ctrl-C; rerun the same command to resume
 
 ingest_app = typer.Typer(help="Load papers into the catalog from a source.", no_args_is_help=True)
 export_app = typer.Typer(help="Write the catalog out.", no_args_is_help=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # messages never re-wrapped
+
+
+def say(message: str) -> None:
+    """A message on stderr, verbatim (no Rich markup: reasons may contain brackets)."""
+    err.print(message, markup=False)
+
 
 BatchOpt = typer.Option(ingest.BATCH_SIZE, "--batch-size", help="Records per transaction.")
 RestartOpt = typer.Option(False, "--restart", help="Ignore the saved checkpoint; start over.")
@@ -54,7 +60,7 @@ def _engine(settings: Settings) -> Engine:
     try:
         db.check_migrated(engine)
     except db.NotMigratedError as exc:
-        err.print(str(exc))
+        say(str(exc))
         raise typer.Exit(EXIT_ERROR) from exc
     return engine
 
@@ -79,7 +85,7 @@ def _fetcher(settings: Settings, *, polite: bool) -> Fetcher:
 
 def _existing_file(path: Path) -> Path:
     if not path.is_file():
-        err.print(f"no such file: {path}")
+        say(f"no such file: {path}")
         raise typer.Exit(EXIT_ERROR)
     return path
 
@@ -94,7 +100,7 @@ def _run(
 ) -> None:
     """Run the pipeline with a progress bar, print the summary, exit with the right status."""
     if note:
-        err.print(f"{label}: {note}")
+        say(f"{label}: {note}")
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -111,16 +117,16 @@ def _run(
 
         summary = ingest.run(engine, items, batch_size=batch_size, progress=progress)
     for r in summary.rejections:
-        err.print(f"rejected {r.position}: {r.reason}")
+        say(f"rejected {r.position}: {r.reason}")
     if summary.rejected > len(summary.rejections):
-        err.print(f"... and {summary.rejected - len(summary.rejections)} more rejected")
+        say(f"... and {summary.rejected - len(summary.rejections)} more rejected")
     typer.echo(f"{label}: {summary.line()}")
     if summary.interrupted:
-        err.print("interrupted: committed batches are kept; rerun the same command to resume")
+        say("interrupted: committed batches are kept; rerun the same command to resume")
         raise typer.Exit(EXIT_INTERRUPTED)
     if summary.error:
-        err.print(f"error: {summary.error}")
-        err.print("committed batches are kept; rerun the same command to resume")
+        say(f"error: {summary.error}")
+        say("committed batches are kept; rerun the same command to resume")
         raise typer.Exit(EXIT_ERROR)
     if summary.rejected:
         raise typer.Exit(EXIT_REJECTED)
@@ -250,7 +256,7 @@ def ingest_hf_daily(
                 body = hf_daily.fetch_daily(fetcher, settings.hf_daily_url, day)
         items = list(hf_daily.parse_daily(body, feed_date=day))
     except (SourceError, ValueError) as exc:
-        err.print(f"error: {exc}")
+        say(f"error: {exc}")
         raise typer.Exit(EXIT_ERROR) from exc
     _run(engine, iter(items), "hf-daily")
 
@@ -267,7 +273,7 @@ def export_jsonl(
         for paper in papers.iter_papers(conn):
             out.write(json.dumps(jsonl.paper_to_row(paper), ensure_ascii=False) + "\n")
             count += 1
-    err.print(f"exported {count} papers" + ("" if file == "-" else f" to {file}"))
+    say(f"exported {count} papers" + ("" if file == "-" else f" to {file}"))
 
 
 @contextlib.contextmanager

@@ -182,25 +182,6 @@ def by_arxiv_ids(conn: Connection, arxiv_ids: list[str]) -> list[Any]:
     return [found[a] for a in arxiv_ids if a in found]
 
 
-def title_search(conn: Connection, q: str, *, limit: int = 20) -> list[Any]:
-    """Papers whose title contains every word of `q` (case-insensitive), most upvoted first.
-
-    A stand-in for builds without paperfeed.search: exact, unranked, a full scan."""
-    words = [w for w in q.lower().split() if w][:8]
-    if not words:
-        return []
-    query = select(papers_t).where(_visible())
-    for w in words:
-        escaped = w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(func.lower(papers_t.c.title).like(f"%{escaped}%", escape="\\"))
-    return list(
-        conn.execute(query.order_by(papers_t.c.upvotes.desc(), papers_t.c.arxiv_id).limit(limit))
-    )
-
-
-# ---- Authors -------------------------------------------------------------------------------
-
-
 def author_name(conn: Connection, name: str) -> tuple[str, str] | None:
     """(name_key, most common spelling) for an author name in any case/accents; None if none."""
     key = name_key(name)

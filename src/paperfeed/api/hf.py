@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from paperfeed import listing, papers
+from paperfeed import listing, papers, search
 from paperfeed.api.common import ERRORS, cached
 from paperfeed.config import Settings
 from paperfeed.web.conditional import conditional
@@ -304,13 +304,8 @@ def search_papers(
 
 
 def search_rows(conn: Any, settings: Settings, q: str, limit: int) -> list[Any]:
-    """The catalog's search, as paper rows: paperfeed.search when this build has it."""
-    try:
-        from paperfeed.search import search  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        # TODO(merge): the search module lands separately; until then, title words only.
-        return listing.title_search(conn, q, limit=limit)
-    page = search(conn, settings, q, limit=limit)
+    """The catalog's hybrid search, as paper rows in rank order."""
+    page = search.search(conn, settings, q, limit=limit)
     return listing.by_arxiv_ids(conn, [h.arxiv_id for h in page.hits])
 
 

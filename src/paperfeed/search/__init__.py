@@ -9,9 +9,17 @@ Stable API for the rest of paperfeed:
 
 from paperfeed.search.indexing import IndexBusyError, IndexReport, index_pending
 from paperfeed.search.query import ParsedQuery, parse_query
-from paperfeed.search.service import SearchHit, SearchPage, is_indexed, search, similar
+from paperfeed.search.service import (
+    MAX_LIMIT,
+    SearchHit,
+    SearchPage,
+    is_indexed,
+    search,
+    similar,
+)
 
 __all__ = [
+    "MAX_LIMIT",
     "IndexBusyError",
     "IndexReport",
     "ParsedQuery",

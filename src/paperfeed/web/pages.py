@@ -85,6 +85,14 @@ def paper_page(request: Request, conn: ReadConn, arxiv_id: str) -> HTMLResponse:
         return render(
             request, "not_found.html", {"query": canonical, "valid": True}, status_code=404
         )
+    from paperfeed.web.community_routes import paper_context  # comments, follows, collections
+
+    user = getattr(request.state, "user", None)
     similar = search.similar(conn, request.app.state.settings, paper.id, SIMILAR_COUNT)
-    context = {"paper": paper, "bibtex": papers.bibtex(paper), "similar": similar}
+    context = {
+        "paper": paper,
+        "bibtex": papers.bibtex(paper),
+        "similar": similar,
+        **paper_context(conn, paper, user),
+    }
     return render(request, "paper.html", context)

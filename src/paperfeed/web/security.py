@@ -80,7 +80,8 @@ async def verify_csrf(request: Request) -> None:
     """Dependency for state-changing routes: the form field or header must match the cookie."""
     if request.method in SAFE_METHODS:
         return
-    cookie = request.cookies.get(CSRF_COOKIE, "")
+    # Signed in: the session's own token (synchronizer); anonymous: the double-submit cookie.
+    cookie = getattr(request.state, "session_csrf", None) or request.cookies.get(CSRF_COOKIE, "")
     sent = request.headers.get(CSRF_HEADER, "")
     if not sent and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -1,0 +1,179 @@
+"""CLI for mail and digests: `paperfeed mail ...`, `paperfeed digest ...`, `paperfeed worker`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+from collections.abc import Callable
+
+import typer
+
+from paperfeed import db, mail, subscriptions
+from paperfeed.config import Settings, get_settings
+from paperfeed.digest import Edition
+from paperfeed.digest_send import send_edition
+
+mail_app = typer.Typer(
+    help="Outgoing mail: the local outbox and a test message.", no_args_is_help=True
+)
+digest_app = typer.Typer(help="Email digests: subscriptions and editions.", no_args_is_help=True)
+
+
+def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.check_migrated(engine)
+    except db.NotMigratedError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    return engine
+
+
+@mail_app.command("outbox")
+def mail_outbox() -> None:
+    """List the messages in the local outbox (PAPERFEED_MAIL_BACKEND=outbox), oldest first."""
+    entries = mail.list_outbox(get_settings())
+    for e in entries:
+        typer.echo(f"{e.number:>5}  {e.date[:31]:<31}  {e.to[:40]:<40}  {e.subject}")
+    typer.echo(f"{len(entries)} message(s)")
+
+
+@mail_app.command("show")
+def mail_show(number: int = typer.Argument(..., help="Message number from `mail outbox`.")) -> None:
+    """Print one outbox message: headers and the plain-text part."""
+    try:
+        message = mail.read_outbox(get_settings(), number)
+    except LookupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(mail.readable_text(message))
+
+
+@mail_app.command("test")
+def mail_test(to: str = typer.Argument(..., help="Recipient address.")) -> None:
+    """Send a test message through the configured backend (checks SMTP settings)."""
+    settings = get_settings()
+    message = mail.build_message(
+        settings,
+        to=to,
+        subject=f"{settings.site_name} test message",
+        text="This is a test message: mail delivery works.\n",
+    )
+    try:
+        message_id = mail.send_mail(settings, message)
+    except mail.MailError as exc:
+        typer.echo(f"not sent: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"sent {message_id}")
+
+
+@digest_app.command("subscribe")
+def digest_subscribe(email: str) -> None:
+    """Subscribe an address: sends the double opt-in confirmation mail."""
+    settings = get_settings()
+    engine = _engine(settings)
+    try:
+        with db.transaction(engine) as conn:
+            message = subscriptions.subscribe(conn, settings, email)
+    except subscriptions.InvalidInput as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    if message is not None:
+        mail.send_mail(settings, message)
+    typer.echo(subscriptions.SUBSCRIBE_RESPONSE)
+
+
+@digest_app.command("confirm")
+def digest_confirm(token: str) -> None:
+    """Confirm a subscription with the token from its confirmation link."""
+    settings = get_settings()
+    engine = _engine(settings)
+    try:
+        with db.transaction(engine) as conn:
+            prefs = subscriptions.confirm(conn, settings, token)
+    except subscriptions.TokenError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"subscribed: {prefs.email} ({prefs.frequency})")
+
+
+@digest_app.command("unsubscribe")
+def digest_unsubscribe(token: str) -> None:
+    """Unsubscribe by token (e.g. from a List-Unsubscribe mailto reply)."""
+    settings = get_settings()
+    engine = _engine(settings)
+    try:
+        with db.transaction(engine) as conn:
+            address = subscriptions.unsubscribe(conn, settings, token)
+    except subscriptions.TokenError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"unsubscribed: {address}")
+
+
+def _stop_on_signals() -> Callable[[], bool]:
+    """SIGTERM/SIGINT finish the message in flight, release the rest, and exit."""
+    stopped: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        stopped.append(signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return lambda: bool(stopped)
+
+
+@digest_app.command("send")
+def digest_send(
+    edition: str = typer.Option(..., "--edition", help="Edition date, YYYY-MM-DD."),
+    frequency: str = typer.Option(
+        "daily", "--frequency", help="daily | weekly (7 days ending DATE)."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print who would get what; send nothing."
+    ),
+) -> None:
+    """Send one edition to every active subscriber of that frequency (rerun- and parallel-safe).
+
+    Exit status: 0 done (or no edition: nothing featured), 1 messages left to retry, 2 bad input
+    or configuration.
+    """
+    settings = get_settings()
+    try:
+        ed = Edition(frequency, dt.date.fromisoformat(edition))
+    except ValueError as exc:
+        typer.echo(f"bad --edition/--frequency: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    engine = _engine(settings)
+    report = send_edition(engine, settings, ed, dry_run=dry_run, stop=_stop_on_signals())
+    if report.no_edition:
+        typer.echo(f"no {ed.key} edition: nothing was featured in its window (weekend?)")
+        return
+    for line in report.lines:
+        typer.echo(line)
+    typer.echo(
+        f"{ed.key}: planned {report.planned}, sent {report.sent}, skipped {report.skipped}, "
+        f"bounced {report.bounced}, deferred {report.deferred}, failed {report.failed}"
+        + (f", stopped: {report.aborted}" if report.aborted else "")
+    )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def worker(
+    workers: int = typer.Option(2, "--workers", help="Worker threads (and send jobs per edition)."),
+) -> None:
+    """Run the job queue: the digest schedule every 10 minutes and the send jobs it enqueues."""
+    from paperfeed.jobs import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = get_settings()
+    run_worker(settings, _engine(settings), workers=workers)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach these commands to the main `paperfeed` app."""
+    app.add_typer(mail_app, name="mail")
+    app.add_typer(digest_app, name="digest")
+    app.command("worker")(worker)

@@ -1,0 +1,92 @@
+"""Upvotes: one per user per paper; `papers.upvotes` moves in the same transaction as the row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from paperfeed import ranking
+from paperfeed.models import Vote, table_of, utcnow
+from paperfeed.papers import papers_t
+
+votes_t = table_of(Vote)
+
+
+def refresh_hotness(conn: Connection, paper_id: int) -> None:
+    """Keep the stored trending score in step, in the caller's transaction."""
+    ranking.refresh_hotness(conn, [paper_id])
+
+
+def _add(conn: Connection, user_id: int, paper_id: int) -> bool:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(votes_t).values(user_id=user_id, paper_id=paper_id, created_at=utcnow())
+    # The primary key (user_id, paper_id) decides: a duplicate inserts nothing and counts nothing.
+    inserted = conn.execute(stmt.on_conflict_do_nothing()).rowcount == 1
+    if inserted:
+        conn.execute(
+            update(papers_t).where(papers_t.c.id == paper_id).values(upvotes=papers_t.c.upvotes + 1)
+        )
+    return inserted
+
+
+def _remove(conn: Connection, user_id: int, paper_id: int) -> bool:
+    deleted = (
+        conn.execute(
+            delete(votes_t).where(votes_t.c.user_id == user_id, votes_t.c.paper_id == paper_id)
+        ).rowcount
+        == 1
+    )
+    if deleted:
+        conn.execute(
+            update(papers_t).where(papers_t.c.id == paper_id).values(upvotes=papers_t.c.upvotes - 1)
+        )
+    return deleted
+
+
+def set_vote(conn: Connection, user_id: int, paper_id: int, want: bool | None) -> tuple[bool, int]:
+    """Vote (True), unvote (False) or toggle (None); returns (voted now, paper's upvotes)."""
+    if want is None:
+        voted = not _remove(conn, user_id, paper_id)
+        if voted:
+            _add(conn, user_id, paper_id)
+    else:
+        voted = want
+        changed = _add(conn, user_id, paper_id) if want else _remove(conn, user_id, paper_id)
+        if not changed:
+            count = conn.execute(
+                select(papers_t.c.upvotes).where(papers_t.c.id == paper_id)
+            ).scalar_one()
+            return voted, int(count)
+    refresh_hotness(conn, paper_id)
+    count = conn.execute(select(papers_t.c.upvotes).where(papers_t.c.id == paper_id)).scalar_one()
+    return voted, int(count)
+
+
+def voted_ids(conn: Connection, user_id: int, paper_ids: Iterable[int]) -> set[int]:
+    """Which of these papers the user has upvoted."""
+    ids = list(paper_ids)
+    if not ids:
+        return set()
+    return set(
+        conn.execute(
+            select(votes_t.c.paper_id).where(
+                votes_t.c.user_id == user_id, votes_t.c.paper_id.in_(ids)
+            )
+        ).scalars()
+    )
+
+
+def upvoted_papers(conn: Connection, user_id: int, limit: int = 50) -> list[Row[Any]]:
+    """A user's most recently upvoted visible papers (profile page)."""
+    return list(
+        conn.execute(
+            select(papers_t)
+            .join(votes_t, votes_t.c.paper_id == papers_t.c.id)
+            .where(votes_t.c.user_id == user_id, papers_t.c.hidden.is_(False))
+            .order_by(votes_t.c.created_at.desc())
+            .limit(limit)
+        )
+    )

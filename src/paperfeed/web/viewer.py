@@ -1,0 +1,59 @@
+"""Per-viewer state of the papers a page shows: upvoted?, submitter names, saved in collections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import Connection
+
+from paperfeed import collections, db, votes
+from paperfeed.accounts import usernames
+
+
+@dataclass
+class Viewer:
+    voted: set[int] = field(default_factory=set)
+    names: dict[int, str] = field(default_factory=dict)  # submitted_by_id -> username
+    saved: dict[int, set[int]] = field(default_factory=dict)  # paper id -> collection ids
+    here: str = "/papers"  # this page, for forms that come back to it
+
+
+def _paper_rows(context: dict[str, Any]) -> list[Any]:
+    rows: list[Any] = []
+    for value in context.values():
+        candidates = value if isinstance(value, list) else [value]
+        for item in candidates:
+            item = getattr(item, "paper", item)  # search hits may wrap the row
+            if hasattr(item, "arxiv_id") and hasattr(item, "submitted_by_id"):
+                rows.append(item)
+    return rows
+
+
+def annotate(request: Request, context: dict[str, Any]) -> Viewer:
+    """One read transaction for all paper cards on the page (no per-card queries)."""
+    query = f"?{request.url.query}" if request.url.query else ""
+    viewer = Viewer(here=request.url.path + query)
+    rows = _paper_rows(context)
+    if not rows:
+        return viewer
+    user = getattr(request.state, "user", None)
+    ids = [r.id for r in rows]
+    submitters = {r.submitted_by_id for r in rows if r.submitted_by_id}
+    conn = getattr(request.state, "conn", None)
+    if conn is not None and conn.in_transaction():
+        _load(viewer, conn, user, ids, submitters)
+    else:
+        with db.read(request.app.state.engine) as fresh:
+            _load(viewer, fresh, user, ids, submitters)
+    return viewer
+
+
+def _load(
+    viewer: Viewer, conn: Connection, user: Any, ids: list[int], submitters: set[int]
+) -> None:
+    viewer.names = usernames(conn, submitters)
+    if user is not None:
+        viewer.voted = votes.voted_ids(conn, user.id, ids)
+        viewer.saved = collections.containing(conn, user.id, ids)
