@@ -320,7 +320,7 @@ def main() -> None:
         return
     print(
         f"{'papers':>9} {'kw build s':>10} {'vec build s':>11} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'RSS MB':>7} {'peak MB':>8} {'recall@10':>9}"
+        f"{'cpu p50':>7} {'cpu p99':>7} {'RSS MB':>7} {'peak MB':>8} {'recall@10':>9}"
     )
     for n in (int(x) for x in args.sizes.split(",")):
         root = OUT / f"latency-{n}"
@@ -345,7 +345,9 @@ def main() -> None:
         r = json.loads(res.stdout.strip().splitlines()[-1])
         print(
             f"{n:>9} {stats['keyword build s']:>10.1f} {stats['vector build s']:>11.1f} "
-            f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['rss_mb']:>7.0f} {r['peak_rss_mb']:>8.0f} "
+            f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} "
+            f"{r['cpu_p50_ms']:>7.1f} {r['cpu_p99_ms']:>7.1f} "
+            f"{r['rss_mb']:>7.0f} {r['peak_rss_mb']:>8.0f} "
             f"{r['recall@10']:>9.3f}",
             flush=True,
         )

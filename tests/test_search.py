@@ -342,3 +342,15 @@ def test_index_is_exclusive_and_reports_progress(settings: Settings, engine: Eng
     index_pending(engine, settings, progress=lambda *a: seen.append(a))
     assert ("embeddings", 1, 1) in seen
     assert ("keyword index", 1, 1) in seen
+
+
+def test_before_first_index_title_words_still_work(settings: Settings, engine: Engine) -> None:
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS)
+    with db.read(engine) as conn:
+        p = search(conn, settings, "residual learning")
+        assert [h.arxiv_id for h in p.hits] == ["1512.03385"]
+        assert "not built yet" in p.notices[0]
+        assert search(conn, settings, "1706.03762").hits[0].arxiv_id == "1706.03762"
+        assert search(conn, settings, "100%_").hits == []
+        assert "2403.00003" not in [h.arxiv_id for h in search(conn, settings, "diffusion").hits]

@@ -128,6 +128,11 @@ def search(
     if not q.has_filters and q.text:
         pinned += [pid for pid in h.keyword.title_matches(q.raw) if pid not in pinned]
     pool = max(POOL, offset + limit)
+    if not is_indexed(settings):
+        # Right after ingestion, before the first `paperfeed index`: title words, most upvoted.
+        page.notices.append("The search index is not built yet: showing title matches only.")
+        ranked = _title_like(conn, q, pool)
+        return _finish(conn, page, pinned + [p for p, _ in ranked if p not in pinned], set(), h)
     kw = h.keyword.search(q, pool) if mode != "semantic" else None
     keyword_hits = kw.hits if kw else []
     semantic_hits: list[tuple[int, float]] = []
@@ -189,6 +194,49 @@ def search(
         )
     if not page.hits and page.message is None:
         page.message = "No papers match." if offset == 0 else "No more results."
+    return page
+
+
+def _title_like(conn: Connection, q: ParsedQuery, limit: int) -> list[tuple[int, float]]:
+    """Papers whose title contains every query word (the fallback without an index)."""
+    words = [w for w in " ".join([*q.terms, *q.phrases]).split() if w.strip()][:8]
+    if not words:
+        return []
+    escaped = [w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for w in words]
+    query = (
+        select(Paper.id, Paper.upvotes)
+        .where(*[Paper.title.ilike(f"%{w}%", escape="\\") for w in escaped])
+        .where(Paper.hidden.is_(False))
+        .order_by(Paper.upvotes.desc(), Paper.id.desc())
+        .limit(limit)
+    )
+    return [(r.id, float(r.upvotes or 0)) for r in conn.execute(query)]
+
+
+def _finish(
+    conn: Connection, page: SearchPage, ids: list[int], matched: set[str], h: store.Handles
+) -> SearchPage:
+    """Fill the page from an ordered id list (scores: 1/rank)."""
+    page.total = len(ids)
+    shown = ids[page.offset : page.offset + page.limit]
+    rows = _rows(conn, shown)
+    for rank, pid in enumerate(shown, start=page.offset + 1):
+        if pid in rows:
+            r = rows[pid]
+            page.hits.append(
+                SearchHit(
+                    paper_id=pid,
+                    arxiv_id=r.arxiv_id,
+                    title=r.title,
+                    authors=list(r.authors or []),
+                    snippet_html=snippet_html(r.abstract or "", matched, h.keyword.analyze),
+                    score=round(1.0 / rank, 6),
+                    upvotes=r.upvotes or 0,
+                    published=r.published,
+                )
+            )
+    if not page.hits and page.message is None:
+        page.message = "No papers match."
     return page
 
 
