@@ -15,6 +15,7 @@ from typing import Any
 from paperfeed import db, papers
 from paperfeed.config import Settings
 from paperfeed.ingest_cli import demo_path
+from paperfeed.search import index_pending
 from paperfeed.sources import PaperRecord
 from paperfeed.sources.jsonl import read_jsonl
 
@@ -80,6 +81,7 @@ def live_server(workdir: Path) -> Iterator[LiveServer]:
     db.upgrade(engine)
     with db.transaction(engine) as conn:
         papers.upsert_records(conn, demo_records())
+    index_pending(engine, settings)  # search as you type and similar papers need the index
     app = create_app(settings, engine)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
