@@ -11,12 +11,11 @@ from typing import Any
 from paperfeed.sources import (
     InvalidArxivId,
     PaperRecord,
-    Rejected,
     clean_text,
     parse_arxiv_id,
     parse_date,
 )
-from paperfeed.sources.stream import Checkpoint, Item, file_identity, iter_json_lines
+from paperfeed.sources.stream import Item, read_json_records
 
 SOURCE = "jsonl"
 # The format, in its key order (export writes exactly these keys, in this order).
@@ -133,19 +132,9 @@ def read_jsonl(
     path: Path, *, offset: int = 0, line_no: int = 0, checkpoint_key: str | None = None
 ) -> Iterator[Item]:
     """Records of the file from byte `offset`, each followed by a Checkpoint at the next line."""
-    ident = file_identity(path)
-    size = ident["size"]
-    for n, pos, obj in iter_json_lines(path, offset=offset, line_no=line_no):
-        if isinstance(obj, Rejected):
-            yield obj
-        else:
-            try:
-                yield parse_row(obj)
-            except ValueError as exc:
-                yield Rejected(f"line {n}", str(exc))
-        state = {"offset": pos, "line": n, **ident}
-        yield Checkpoint(checkpoint_key, state, done=pos, total=size)
-    yield Checkpoint(checkpoint_key, None, done=size, total=size)
+    return read_json_records(
+        path, parse_row, offset=offset, line_no=line_no, checkpoint_key=checkpoint_key
+    )
 
 
 def _iso(value: Any) -> str | None:

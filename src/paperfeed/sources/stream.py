@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,3 +62,28 @@ def iter_json_lines(
                 yield line_no, pos, Rejected(f"line {line_no}", "not a JSON object")
                 continue
             yield line_no, pos, obj
+
+
+def read_json_records(
+    path: Path,
+    parse_row: Callable[[Any], PaperRecord],
+    *,
+    offset: int = 0,
+    line_no: int = 0,
+    checkpoint_key: str | None = None,
+) -> Iterator[Item]:
+    """Records of a JSON-lines file from byte `offset`, each followed by a Checkpoint at the next
+    line; bad lines become Rejected('line N', why). Ends with a Checkpoint clearing the key."""
+    ident = file_identity(path)
+    size = ident["size"]
+    for n, pos, obj in iter_json_lines(path, offset=offset, line_no=line_no):
+        if isinstance(obj, Rejected):
+            yield obj
+        else:
+            try:
+                yield parse_row(obj)
+            except ValueError as exc:
+                yield Rejected(f"line {n}", str(exc))
+        state = {"offset": pos, "line": n, **ident}
+        yield Checkpoint(checkpoint_key, state, done=pos, total=size)
+    yield Checkpoint(checkpoint_key, None, done=size, total=size)
