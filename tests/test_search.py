@@ -354,3 +354,41 @@ def test_before_first_index_title_words_still_work(settings: Settings, engine: E
         assert search(conn, settings, "1706.03762").hits[0].arxiv_id == "1706.03762"
         assert search(conn, settings, "100%_").hits == []
         assert "2403.00003" not in [h.arxiv_id for h in search(conn, settings, "diffusion").hits]
+
+
+def test_results_are_listing_cards(web) -> None:  # type: ignore[no-untyped-def]
+    """Same card as the front page: vote control with count, categories, code, comments."""
+    from card_html import cards
+
+    found = cards(web.get("/papers", params={"q": "hierarchical visual encoder"}).text)
+    conv = found["2405.15738"]
+    assert conv.cats == ["cs.CV", "cs.CL"] and conv.has_code_badge and conv.has_comments_link
+    assert (
+        conv.count == 0
+        and conv.signin_link == "/signin?next=/papers%3Fq%3Dhierarchical%2Bvisual%2Bencoder"
+    )
+    assert "hierarchical" in [m.lower() for m in conv.marks]
+
+
+def test_upvote_a_result_without_javascript(web, catalog) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from card_html import cards
+    from conftest import sign_in
+    from paperfeed import accounts
+
+    settings, engine = catalog
+    with db.transaction(engine) as conn:
+        made = accounts.sign_up(conn, settings, "searcher", "s@example.org", "pw-searcher-0123")
+        accounts.mark_verified(conn, made.user_id)
+    with TestClient(web.app) as client:
+        assert sign_in(client, "searcher", "pw-searcher-0123").status_code == 303
+        url = "/papers?q=denoising+diffusion"
+        card = cards(client.get(url).text)["2006.11239"]
+        assert card.pressed == "false" and card.fields["next"] == url
+        r = client.post(card.action, data=card.fields, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == url
+        voted = cards(client.get(url).text)["2006.11239"]
+        assert (voted.pressed, voted.count) == ("true", card.count + 1)
+        client.post(voted.action, data=voted.fields)  # leave the shared catalog as it was
+        assert cards(client.get(url).text)["2006.11239"].count == card.count

@@ -386,3 +386,11 @@ def bibtex(paper: Any) -> str:
         f"  {k} = {{{v.replace('{', '').replace('}', '')}}}" for k, v in fields_.items() if v
     )
     return f"@misc{{{first}{year}{word},\n{body}\n}}"
+
+
+def cards_by_ids(conn: Connection, paper_ids: list[int]) -> dict[int, Row[Any]]:
+    """Card rows of visible papers by id (search results show the same cards as listings)."""
+    if not paper_ids:
+        return {}
+    query = select(*CARD_COLUMNS).where(papers_t.c.id.in_(paper_ids), papers_t.c.hidden.is_(False))
+    return {r.id: r for r in conn.execute(query)}

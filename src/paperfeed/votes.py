@@ -82,6 +82,15 @@ def voted_ids(conn: Connection, user_id: int, paper_ids: Iterable[int]) -> set[i
     )
 
 
+def live_counts(conn: Connection, paper_ids: Iterable[int]) -> dict[int, int]:
+    """Current upvote counts by paper id (cards whose rows came from a cache show these)."""
+    ids = list(paper_ids)
+    if not ids:
+        return {}
+    query = select(papers_t.c.id, papers_t.c.upvotes).where(papers_t.c.id.in_(ids))
+    return {pid: int(n) for pid, n in conn.execute(query).all()}
+
+
 def upvoted_papers(conn: Connection, user_id: int, limit: int = 50) -> list[Row[Any]]:
     """A user's most recently upvoted visible papers (profile page)."""
     return list(

@@ -8,18 +8,19 @@ Last-Modified).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
-from markupsafe import Markup
 
 from paperfeed import feeds, listing, papers, ranking
 from paperfeed.api.common import cached
 from paperfeed.api.hf import search_rows
 from paperfeed.config import Settings
 from paperfeed.models import utcnow
+from paperfeed.web import cards
 from paperfeed.web.conditional import conditional
 from paperfeed.web.deps import ReadConn, SettingsDep, render
 
@@ -128,18 +129,18 @@ def trending_page(
             description=f"Papers ranked by votes, discussion and code popularity, {label}.",
         )
 
-    def cards() -> Markup:
-        # The cards are the same for every visitor; the page around them (user, CSRF) is not.
+    def parts(subset: Sequence[Any]) -> dict[int, cards.CardParts]:
         weights, now = ranking.active_weights(conn), utcnow()
-        items = [(r, _why(ranking.breakdown_for(r, weights), now)) for r in rows]
-        template = request.app.state.templates.get_template("_trending_cards.html")
-        return Markup(template.render(items=items, weights=weights))  # noqa: S704 - autoescaped
+        whys = {r.id: _why(ranking.breakdown_for(r, weights), now) for r in subset}
+        return cards.card_parts(request, conn, subset, whys=whys, weights=weights)
 
     return render(
         request,
         "trending.html",
         {
-            "cards": cached(request, conn, settings, cards, key="cards"),
+            "papers": rows,
+            # The shared HTML of the cards is cached; each viewer's vote state is not.
+            "parts": cards.cached_card_parts(request, conn, settings, rows, parts),
             "has_items": bool(rows),
             "window": window,
             "windows": ranking.WINDOW_LABELS,

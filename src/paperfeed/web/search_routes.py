@@ -6,6 +6,7 @@ search(); /api/v1/search here adds snippets, paging and did-you-mean.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -34,17 +35,27 @@ def _hit_json(h: search.SearchHit) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Result:
+    """One result on /papers?q=: the paper's card row and its highlighted snippet."""
+
+    paper: Any
+    snippet: Markup
+
+
 def results_page(
     request: Request, conn: ReadConn, settings: SettingsDep, q: str, p: int
 ) -> HTMLResponse:
-    """The results page (called by the front page route when `q` is present)."""
+    """The results page (called by the front page route when `q` is present): listing cards."""
     p = max(1, min(p, search.service.MAX_OFFSET // PAGE_SIZE))
     page = search.search(conn, settings, q[:MAX_Q], limit=PAGE_SIZE, offset=(p - 1) * PAGE_SIZE)
-    hits = [
-        {**_hit_json(h), "snippet": Markup(h.snippet_html)}  # noqa: S704 - escaped by snippets.py
+    rows = papers.cards_by_ids(conn, [h.paper_id for h in page.hits])
+    results = [
+        Result(rows[h.paper_id], Markup(h.snippet_html))  # noqa: S704 - escaped by snippets.py
         for h in page.hits
+        if h.paper_id in rows  # hidden since it was indexed
     ]
-    context = {"query": q[:MAX_Q], "result": page, "hits": hits, "page_no": p}
+    context = {"query": q[:MAX_Q], "result": page, "results": results, "page_no": p}
     return render(request, "search.html", context)
 
 

@@ -1,4 +1,4 @@
-"""Per-viewer state of the papers a page shows: upvoted?, submitter names, saved in collections."""
+"""Per-viewer state of the papers a page shows: upvoted?, live counts, submitters, saved."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from paperfeed.accounts import usernames
 @dataclass
 class Viewer:
     voted: set[int] = field(default_factory=set)
+    upvotes: dict[int, int] = field(default_factory=dict)  # paper id -> live count
     names: dict[int, str] = field(default_factory=dict)  # submitted_by_id -> username
     saved: dict[int, set[int]] = field(default_factory=dict)  # paper id -> collection ids
     here: str = "/papers"  # this page, for forms that come back to it
@@ -54,6 +55,7 @@ def _load(
     viewer: Viewer, conn: Connection, user: Any, ids: list[int], submitters: set[int]
 ) -> None:
     viewer.names = usernames(conn, submitters)
+    viewer.upvotes = votes.live_counts(conn, ids)  # listing rows may come from a 15 s cache
     if user is not None:
         viewer.voted = votes.voted_ids(conn, user.id, ids)
         viewer.saved = collections.containing(conn, user.id, ids)

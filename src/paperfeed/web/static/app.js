@@ -51,7 +51,7 @@
     if (field && field.value) return field.value;
     var meta = $('meta[name="csrf-token"]');
     var token = meta ? meta.getAttribute("content") : "";
-    if (field) field.value = token; // cached fragments carry no token; the plain POST needs it
+    if (field) field.value = token; // the server renders the session's token; this is a fallback
     return token;
   }
   function submitVote(form) {
