@@ -6,7 +6,14 @@ import re
 
 import pytest
 
-PAGES = ["/papers", "/papers/trending", "/papers/2608.19880", "/papers/2501.99999"]
+PAGES = [
+    "/papers",
+    "/papers/trending",
+    "/papers?q=agent",
+    "/papers?q=paper+2608+19880",  # "did you mean arXiv id …?"
+    "/papers/2608.19880",
+    "/papers/2501.99999",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -19,9 +26,10 @@ def test_no_serious_violations(page, axe, path):
 
 def test_no_serious_violations_dark_and_phone(dark_page, phone_page, axe):
     for p in (dark_page, phone_page):
-        p.goto("/papers")
-        found, summary = axe(p)
-        assert not found, summary
+        for path in ("/papers", "/papers?q=agent"):
+            p.goto(path)
+            found, summary = axe(p)
+            assert not found, (path, summary)
     dark_page.goto("/papers/2608.19880")
     dark_page.wait_for_load_state("load")
     found, summary = axe(dark_page)

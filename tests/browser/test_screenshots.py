@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 PAPER = "/papers/2608.19880"
+SEARCH = "/papers?q=agent"
 
 
 def test_readme_screenshots(page, dark_page, phone_page, shoot):
@@ -20,6 +21,10 @@ def test_readme_screenshots(page, dark_page, phone_page, shoot):
     phone_page.goto(PAPER)
     phone_page.wait_for_load_state("load")
     shoot(phone_page, "paper-phone")
+    page.goto(SEARCH)
+    shoot(page, "search", docs=True)
+    phone_page.goto(SEARCH)
+    shoot(phone_page, "search-phone")
     for p in (page, dark_page, phone_page):
         assert not p.js_errors
     page.goto("/papers/2501.99999")  # a 404 by design
