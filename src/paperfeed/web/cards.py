@@ -44,7 +44,7 @@ def card_parts(
     weights: Any = None,
 ) -> dict[int, CardParts]:
     """Render the shared parts of these cards (paper id -> parts); nothing viewer-specific."""
-    macros = request.app.state.templates.get_template("_card_parts.html").module
+    macros = request.app.state.templates.env.globals["card_parts"]
     names = usernames(conn, {r.submitted_by_id for r in rows if r.submitted_by_id})
     whys = whys or {}
     return {

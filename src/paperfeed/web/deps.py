@@ -30,6 +30,10 @@ def make_templates(settings: Settings) -> Jinja2Templates:
     )
     env.filters["authors_short"] = authors_short
     env.filters["humandate"] = lambda d: d.strftime("%b %-d, %Y") if d else ""
+    # Card macros, imported once: an {% import %} or {% include %} per card costs more than
+    # the card itself.
+    env.globals["card_parts"] = env.get_template("_card_parts.html").module
+    env.globals["vote_control"] = env.get_template("_vote.html").module.vote  # type: ignore[attr-defined]
     return templates
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from paperfeed import papers, search
+from paperfeed.config import Settings
 from paperfeed.sources import InvalidArxivId, parse_arxiv_id
-from paperfeed.web import search_routes
+from paperfeed.web import cards, search_routes
 from paperfeed.web.deps import ReadConn, SettingsDep, render
 
 router = APIRouter()
@@ -27,14 +30,23 @@ def home() -> Response:
     return RedirectResponse("/papers", status_code=307)
 
 
-def _listing(request: Request, conn: ReadConn, period: papers.Period, page: int) -> HTMLResponse:
+def _listing(
+    request: Request, conn: ReadConn, settings: Settings, period: papers.Period, page: int
+) -> HTMLResponse:
     page = max(1, page)
     items = papers.featured_in(conn, period, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
     prev, nxt = papers.neighbours(conn, period)
     new_since = (dt.datetime.now(dt.UTC) - NEW_WINDOW).date()
+    rows = items[:PAGE_SIZE]
+
+    def parts(subset: Sequence[Any]) -> dict[int, cards.CardParts]:
+        return cards.card_parts(request, conn, subset, new_since=new_since)
+
     context = {
         "period": period,
-        "papers": items[:PAGE_SIZE],
+        "papers": rows,
+        # The shared HTML of the cards is cached; each viewer's vote state is not.
+        "parts": cards.cached_card_parts(request, conn, settings, rows, parts),
         "prev": prev,
         "next": nxt,
         "new_since": new_since,
@@ -53,11 +65,13 @@ def front_page(
     if q is not None:
         return search_routes.results_page(request, conn, settings, q, p)
     latest = papers.latest_featured_date(conn) or dt.date.today()
-    return _listing(request, conn, papers.Period.containing("date", latest), p)
+    return _listing(request, conn, settings, papers.Period.containing("date", latest), p)
 
 
 @router.get("/papers/{kind}/{slug}", response_class=HTMLResponse, include_in_schema=False)
-def period_page(request: Request, conn: ReadConn, kind: str, slug: str, p: int = 1) -> HTMLResponse:
+def period_page(
+    request: Request, conn: ReadConn, settings: SettingsDep, kind: str, slug: str, p: int = 1
+) -> HTMLResponse:
     """/papers/date/YYYY-MM-DD, /papers/week/YYYY-Www, /papers/month/YYYY-MM."""
     if kind not in ("date", "week", "month"):
         return paper_page(request, conn, f"{kind}/{slug}")
@@ -68,7 +82,7 @@ def period_page(request: Request, conn: ReadConn, kind: str, slug: str, p: int =
         raise HTTPException(
             404, f"{slug!r} is not a {kind}; use e.g. /papers/{kind}/{example}"
         ) from exc
-    return _listing(request, conn, period, p)
+    return _listing(request, conn, settings, period, p)
 
 
 @paper_router.get("/papers/{arxiv_id:path}", response_class=HTMLResponse, include_in_schema=False)

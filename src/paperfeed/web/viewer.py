@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from sqlalchemy import Connection
@@ -20,14 +22,24 @@ class Viewer:
     saved: dict[int, set[int]] = field(default_factory=dict)  # paper id -> collection ids
     here: str = "/papers"  # this page, for forms that come back to it
 
+    @cached_property
+    def signin_href(self) -> str:
+        """Sign in, then come back here (the signed-out upvote link)."""
+        return "/signin?next=" + quote(self.here, safe="/")
+
+
+def _is_paper(item: Any) -> bool:
+    return hasattr(item, "arxiv_id") and hasattr(item, "submitted_by_id")
+
 
 def _paper_rows(context: dict[str, Any]) -> list[Any]:
     rows: list[Any] = []
     for value in context.values():
         candidates = value if isinstance(value, list) else [value]
         for item in candidates:
-            item = getattr(item, "paper", item)  # search hits may wrap the row
-            if hasattr(item, "arxiv_id") and hasattr(item, "submitted_by_id"):
+            if not _is_paper(item):
+                item = getattr(item, "paper", None)  # search results wrap the row
+            if _is_paper(item):
                 rows.append(item)
     return rows
 
@@ -41,7 +53,8 @@ def annotate(request: Request, context: dict[str, Any]) -> Viewer:
         return viewer
     user = getattr(request.state, "user", None)
     ids = [r.id for r in rows]
-    submitters = {r.submitted_by_id for r in rows if r.submitted_by_id}
+    cached = context.get("parts") or {}  # web/cards.py: these cards carry their submitter
+    submitters = {r.submitted_by_id for r in rows if r.submitted_by_id and r.id not in cached}
     conn = getattr(request.state, "conn", None)
     if conn is not None and conn.in_transaction():
         _load(viewer, conn, user, ids, submitters)
