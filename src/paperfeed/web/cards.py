@@ -29,9 +29,9 @@ from paperfeed.config import Settings
 class CardParts:
     """One card's viewer-independent HTML, in the three places `_card.html` puts it."""
 
-    head: Markup  # title (with the "new" marker) and authors
+    head: Markup  # title (with the "new" marker), authors, search snippet
     meta: Markup  # categories, submitter, code badge, comment count
-    tail: Markup  # trending breakdown or search snippet (may be empty)
+    tail: Markup  # trending breakdown (may be empty)
 
 
 def card_parts(
