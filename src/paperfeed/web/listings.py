@@ -139,6 +139,7 @@ def trending_page(
         "trending.html",
         {
             "papers": rows,
+            "rows_cached": True,  # the viewer's live upvote counts are loaded for them
             # The shared HTML of the cards is cached; each viewer's vote state is not.
             "parts": cards.cached_card_parts(request, conn, settings, rows, parts),
             "has_items": bool(rows),

@@ -57,18 +57,24 @@ def annotate(request: Request, context: dict[str, Any]) -> Viewer:
     submitters = {r.submitted_by_id for r in rows if r.submitted_by_id and r.id not in cached}
     conn = getattr(request.state, "conn", None)
     if conn is not None and conn.in_transaction():
-        _load(viewer, conn, user, ids, submitters)
+        _load(viewer, conn, user, ids, submitters, context.get("rows_cached", False))
     else:
         with db.read(request.app.state.engine) as fresh:
-            _load(viewer, fresh, user, ids, submitters)
+            _load(viewer, fresh, user, ids, submitters, context.get("rows_cached", False))
     return viewer
 
 
 def _load(
-    viewer: Viewer, conn: Connection, user: Any, ids: list[int], submitters: set[int]
+    viewer: Viewer,
+    conn: Connection,
+    user: Any,
+    ids: list[int],
+    submitters: set[int],
+    rows_cached: bool,
 ) -> None:
     viewer.names = usernames(conn, submitters)
-    viewer.upvotes = votes.live_counts(conn, ids)  # listing rows may come from a 15 s cache
+    if rows_cached:  # the page's rows came from the listing cache: their counts may be old
+        viewer.upvotes = votes.live_counts(conn, ids)
     if user is not None:
         viewer.voted = votes.voted_ids(conn, user.id, ids)
         viewer.saved = collections.containing(conn, user.id, ids)
