@@ -140,25 +140,54 @@ def digest_send(
     or configuration.
     """
     settings = get_settings()
-    try:
-        ed = Edition(frequency, dt.date.fromisoformat(edition))
-    except ValueError as exc:
-        typer.echo(f"bad --edition/--frequency: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    ed = _edition(edition, frequency)
     engine = _engine(settings)
     report = send_edition(engine, settings, ed, dry_run=dry_run, stop=_stop_on_signals())
     if report.no_edition:
-        typer.echo(f"no {ed.key} edition: nothing was featured in its window (weekend?)")
+        typer.echo(NO_EDITION.format(ed.key))
         return
     for line in report.lines:
         typer.echo(line)
-    typer.echo(
-        f"{ed.key}: planned {report.planned}, sent {report.sent}, skipped {report.skipped}, "
-        f"bounced {report.bounced}, deferred {report.deferred}, failed {report.failed}"
-        + (f", stopped: {report.aborted}" if report.aborted else "")
-    )
+    typer.echo(f"{ed.key}: {report.summary()}")
     if not report.ok:
         raise typer.Exit(1)
+
+
+@digest_app.command("enqueue")
+def digest_enqueue(
+    edition: str = typer.Option(..., "--edition", help="Edition date, YYYY-MM-DD."),
+    frequency: str = typer.Option(
+        "daily", "--frequency", help="daily | weekly (7 days ending DATE)."
+    ),
+    jobs: int = typer.Option(
+        2, "--jobs", min=1, help="Send jobs to queue; each one a worker thread can take."
+    ),
+) -> None:
+    """Plan an edition and queue its send jobs for `paperfeed worker` (on any machine).
+
+    Exit status: 0 queued (or no edition), 2 bad input or configuration.
+    """
+    from paperfeed.jobs import enqueue_edition
+
+    settings = get_settings()
+    ed = _edition(edition, frequency)
+    planned = enqueue_edition(settings, _engine(settings), ed, jobs)
+    if planned is None:
+        typer.echo(NO_EDITION.format(ed.key))
+        return
+    typer.echo(f"{ed.key}: planned {planned} new message(s), queued {jobs} send job(s)")
+
+
+NO_EDITION = "no {} edition: nothing was featured in its window (weekend?)"
+
+
+def _edition(date: str, frequency: str) -> Edition:
+    """The --edition/--frequency options as an Edition; exit 2 when they make no sense."""
+    try:
+        return Edition(frequency, dt.date.fromisoformat(date))
+    except ValueError as exc:
+        typer.echo(f"bad --edition/--frequency: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def worker(
