@@ -144,7 +144,14 @@ def test_wrong_password_stops_the_run_and_loses_nothing(
     assert len(sink.handler.messages) == 3
 
 
-def test_mail_test_command_reports_auth_failure(settings, server_context, ca_file, monkeypatch):
+def test_mail_commands_report_auth_failure(
+    settings, server_context, ca_file, monkeypatch, tmp_path
+):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    engine.dispose()
+    monkeypatch.setenv("PAPERFEED_DATABASE_URL", url)
     with _sink("starttls", server_context) as sink:
         for name, value in {
             "MAIL_BACKEND": "smtp",
@@ -160,6 +167,8 @@ def test_mail_test_command_reports_auth_failure(settings, server_context, ca_fil
         result = CliRunner().invoke(app, ["mail", "test", "me@example.org"])
         assert result.exit_code == 1
         assert "not sent: SMTP authentication" in result.output
+        result = CliRunner().invoke(app, ["digest", "subscribe", "new@example.org"])
+        assert result.exit_code == 1 and "confirmation mail not sent: SMTP auth" in result.output
         monkeypatch.setenv("PAPERFEED_SMTP_PASSWORD", PASSWORD)
         result = CliRunner().invoke(app, ["mail", "test", "me@example.org"])
         assert result.exit_code == 0 and result.output.startswith("sent <")

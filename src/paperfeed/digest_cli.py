@@ -6,14 +6,17 @@ import datetime as dt
 import logging
 import signal
 from collections.abc import Callable
+from typing import TypeVar
 
 import typer
+from sqlalchemy import Connection
 
 from paperfeed import db, mail, subscriptions
 from paperfeed.config import Settings, get_settings
 from paperfeed.digest import Edition
 from paperfeed.digest_send import send_edition
 
+T = TypeVar("T")
 mail_app = typer.Typer(
     help="Outgoing mail: the local outbox and a test message.", no_args_is_help=True
 )
@@ -68,47 +71,50 @@ def mail_test(to: str = typer.Argument(..., help="Recipient address.")) -> None:
     typer.echo(f"sent {message_id}")
 
 
-@digest_app.command("subscribe")
-def digest_subscribe(email: str) -> None:
-    """Subscribe an address: sends the double opt-in confirmation mail."""
+def _write(
+    call: Callable[[Connection, Settings], T], *errors: type[Exception]
+) -> tuple[Settings, T]:
+    """Run one domain call in a write transaction; the errors it expects print and exit 1."""
     settings = get_settings()
     engine = _engine(settings)
     try:
         with db.transaction(engine) as conn:
-            message = subscriptions.subscribe(conn, settings, email)
-    except subscriptions.InvalidInput as exc:
+            return settings, call(conn, settings)
+    except errors as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
+
+
+@digest_app.command("subscribe")
+def digest_subscribe(email: str) -> None:
+    """Subscribe an address: sends the double opt-in confirmation mail."""
+    settings, message = _write(
+        lambda conn, s: subscriptions.subscribe(conn, s, email), subscriptions.InvalidInput
+    )
     if message is not None:
-        mail.send_mail(settings, message)
+        try:
+            mail.send_mail(settings, message)
+        except mail.MailError as exc:  # the subscription is pending; subscribing again resends
+            typer.echo(f"confirmation mail not sent: {exc}", err=True)
+            raise typer.Exit(1) from exc
     typer.echo(subscriptions.SUBSCRIBE_RESPONSE)
 
 
 @digest_app.command("confirm")
 def digest_confirm(token: str) -> None:
     """Confirm a subscription with the token from its confirmation link."""
-    settings = get_settings()
-    engine = _engine(settings)
-    try:
-        with db.transaction(engine) as conn:
-            prefs = subscriptions.confirm(conn, settings, token)
-    except subscriptions.TokenError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
+    _, prefs = _write(
+        lambda conn, s: subscriptions.confirm(conn, s, token), subscriptions.TokenError
+    )
     typer.echo(f"subscribed: {prefs.email} ({prefs.frequency})")
 
 
 @digest_app.command("unsubscribe")
 def digest_unsubscribe(token: str) -> None:
     """Unsubscribe by token (e.g. from a List-Unsubscribe mailto reply)."""
-    settings = get_settings()
-    engine = _engine(settings)
-    try:
-        with db.transaction(engine) as conn:
-            address = subscriptions.unsubscribe(conn, settings, token)
-    except subscriptions.TokenError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
+    _, address = _write(
+        lambda conn, s: subscriptions.unsubscribe(conn, s, token), subscriptions.TokenError
+    )
     typer.echo(f"unsubscribed: {address}")
 
 
