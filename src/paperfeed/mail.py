@@ -169,10 +169,10 @@ def open_smtp(settings: Settings, timeout_s: float | None = None) -> smtplib.SMT
             )
         else:
             smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
-        smtp.ehlo()
+        smtp.ehlo_or_helo_if_needed()
         if mode == "starttls":
             smtp.starttls(context=context)
-            smtp.ehlo()
+            smtp.ehlo_or_helo_if_needed()  # starttls() forgot the first EHLO, as RFC 3207 says
         if settings.smtp_user:
             smtp.login(settings.smtp_user, settings.smtp_password)
     except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError and timeouts are OSErrors
