@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_DB ?= sqlite:///paperfeed-demo.db
 export PAPERFEED_DATABASE_URL ?= $(DEMO_DB)
 
-.PHONY: install demo test lint types pytest pytest-pg browser-deps screenshots bench clean
+.PHONY: install demo test lint types pytest pytest-pg browser-deps queue-deps screenshots bench clean
 
 install: $(VENV)/.installed
 
@@ -28,12 +28,16 @@ lint: install
 types: install
 	$(BIN)/mypy
 
-pytest: install browser-deps
+pytest: install browser-deps queue-deps
 	$(BIN)/pytest
 
 # Debian chromium + axe-core for tests/browser; installs only what is missing.
 browser-deps:
 	scripts/ensure-chromium.sh
+
+# Debian redis-server for tests/test_queue_backends.py (workers on a real Redis); only if missing.
+queue-deps:
+	scripts/ensure-redis.sh
 
 # Regenerate the screenshots the README shows (docs/screenshots/*.png) from the browser tests.
 screenshots: install browser-deps
@@ -42,7 +46,7 @@ screenshots: install browser-deps
 
 # The same suite against a real PostgreSQL 16 + pgvector (pgserver's binaries, see scripts/pg.sh),
 # started in .pg-test/ and stopped afterwards. Browser tests run once, in the SQLite pass.
-pytest-pg: install
+pytest-pg: install queue-deps
 	url=$$(scripts/pg.sh start .pg-test) && \
 	  PAPERFEED_TEST_DATABASE_URL=$$url $(BIN)/pytest -m "not browser and not slow"; \
 	  rc=$$?; scripts/pg.sh stop .pg-test; exit $$rc

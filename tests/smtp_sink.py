@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*<([^>]+)>", re.MULTILINE | re.IGNORECASE)
 
@@ -35,6 +37,8 @@ class Received:
     recipient: str
     data: bytes
     message_id: str
+    tls: str | None = None  # the session's TLS version ("TLSv1.3"), None for plain text
+    user: str | None = None  # who authenticated, if anyone
 
     def parse(self) -> EmailMessage:
         msg = message_from_bytes(self.data, policy=policy.default)
@@ -77,9 +81,12 @@ class SinkHandler:
         data = bytes(envelope.original_content or envelope.content)
         match = MESSAGE_ID.search(data.split(b"\r\n\r\n", 1)[0])
         mid = match.group(1).decode() if match else ""
+        ssl_object = server.transport.get_extra_info("ssl_object")
+        tls = ssl_object.version() if ssl_object is not None else None
+        user = session.auth_data if session.authenticated else None
         with self.lock:
             for rcpt in envelope.rcpt_tos:
-                self.messages.append(Received(envelope.mail_from, rcpt, data, mid))
+                self.messages.append(Received(envelope.mail_from, rcpt, data, mid, tls, user))
                 if self.log_path is not None:
                     with self.log_path.open("a") as fh:
                         fh.write(f"{mid}\t{rcpt}\n")
@@ -92,13 +99,51 @@ class SinkHandler:
         return out
 
 
-class Sink:
-    """An aiosmtpd server in a background thread, on a free loopback port."""
+def password_authenticator(users: dict[str, str]) -> Any:
+    """An aiosmtpd authenticator accepting exactly these user/password pairs (LOGIN, PLAIN)."""
 
-    def __init__(self, handler: SinkHandler | None = None) -> None:
+    def authenticate(
+        server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        login, password = auth_data.login.decode(), auth_data.password.decode()
+        return AuthResult(success=users.get(login) == password, handled=False, auth_data=login)
+
+    return authenticate
+
+
+class Sink:
+    """An aiosmtpd server in a background thread, on a free loopback port.
+
+    `starttls`: a server TLS context offered via STARTTLS and required before MAIL.
+    `tls`: a server TLS context for implicit TLS (the whole connection, like port 465).
+    `users`: require AUTH with one of these user/password pairs (only over TLS)."""
+
+    def __init__(
+        self,
+        handler: SinkHandler | None = None,
+        *,
+        starttls: ssl.SSLContext | None = None,
+        tls: ssl.SSLContext | None = None,
+        users: dict[str, str] | None = None,
+    ) -> None:
         self.handler = handler or SinkHandler()
         self.port = free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        kwargs: dict[str, Any] = {}
+        if starttls is not None:
+            kwargs |= {"tls_context": starttls, "require_starttls": True}
+        if tls is not None:
+            kwargs["ssl_context"] = tls
+        if users is not None:
+            kwargs |= {
+                "authenticator": password_authenticator(users),
+                "auth_required": True,
+                # aiosmtpd's flag only knows STARTTLS; an implicit-TLS session is already
+                # encrypted, so there it must be off for AUTH to be offered at all.
+                "auth_require_tls": tls is None,
+            }
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
 
     def __enter__(self) -> Sink:
         self.controller.start()

@@ -144,3 +144,30 @@ def test_cli_subscribe_confirm_and_send(tmp_path, settings, monkeypatch):
     bad = runner.invoke(app, ["digest", "send", "--edition", "May 6"])
     assert bad.exit_code == 2
     engine.dispose()
+
+
+def test_cli_enqueue_plans_and_queues_send_jobs(tmp_path, settings, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    with db.transaction(engine) as conn:
+        add_paper(conn, "2405.00001", "Monday paper", featured=MONDAY, upvotes=1)
+        add_subscriber(conn, "a@example.org")
+        add_subscriber(conn, "b@example.org")
+    monkeypatch.setenv("PAPERFEED_DATABASE_URL", url)
+    monkeypatch.setenv("PAPERFEED_DATA_DIR", str(settings.data_dir))
+    runner = CliRunner()
+    args = ["digest", "enqueue", "--edition", "2024-05-06", "--jobs", "3"]
+    queued = runner.invoke(app, args)
+    assert queued.exit_code == 0, queued.output
+    assert "daily:2024-05-06: planned 2 new message(s), queued 3 send job(s)" in queued.output
+    again = runner.invoke(app, args)  # idempotent planning; the extra jobs will find nothing
+    assert "planned 0 new message(s)" in again.output
+    huey = make_huey(settings)  # the default queue: SQLite under the data dir
+    assert huey.pending_count() == 6
+    with db.read(engine) as conn:
+        assert conn.execute(select(DigestSend.status)).scalars().all() == ["pending"] * 2
+    weekend = runner.invoke(app, ["digest", "enqueue", "--edition", "2024-05-11"])
+    assert weekend.exit_code == 0 and "no daily:2024-05-11 edition" in weekend.output
+    assert huey.pending_count() == 6
+    engine.dispose()

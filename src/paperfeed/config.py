@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     smtp_port: int = 25
     smtp_user: str = ""
     smtp_password: str = ""
-    smtp_tls: str = "none"  # "none" | "starttls" | "tls"
+    smtp_tls: str = "none"  # "none" | "starttls" (usually port 587) | "tls" (usually port 465)
+    smtp_ca_file: str = ""  # PEM CA bundle to verify the server with; "" = the system's CAs
+    smtp_tls_verify: bool = True  # check the server's certificate and host name (keep it on)
     smtp_timeout_s: float = 30.0  # per SMTP command; a silent server counts as a transient failure
     mail_rate_per_s: float = 0.0  # sending rate limit per sending process, messages/s (0 = none)
     mail_retries: int = 3  # extra tries after a transient failure (4xx, dropped connection)

@@ -6,14 +6,17 @@ import datetime as dt
 import logging
 import signal
 from collections.abc import Callable
+from typing import TypeVar
 
 import typer
+from sqlalchemy import Connection
 
 from paperfeed import db, mail, subscriptions
 from paperfeed.config import Settings, get_settings
 from paperfeed.digest import Edition
 from paperfeed.digest_send import send_edition
 
+T = TypeVar("T")
 mail_app = typer.Typer(
     help="Outgoing mail: the local outbox and a test message.", no_args_is_help=True
 )
@@ -68,47 +71,50 @@ def mail_test(to: str = typer.Argument(..., help="Recipient address.")) -> None:
     typer.echo(f"sent {message_id}")
 
 
-@digest_app.command("subscribe")
-def digest_subscribe(email: str) -> None:
-    """Subscribe an address: sends the double opt-in confirmation mail."""
+def _write(
+    call: Callable[[Connection, Settings], T], *errors: type[Exception]
+) -> tuple[Settings, T]:
+    """Run one domain call in a write transaction; the errors it expects print and exit 1."""
     settings = get_settings()
     engine = _engine(settings)
     try:
         with db.transaction(engine) as conn:
-            message = subscriptions.subscribe(conn, settings, email)
-    except subscriptions.InvalidInput as exc:
+            return settings, call(conn, settings)
+    except errors as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
+
+
+@digest_app.command("subscribe")
+def digest_subscribe(email: str) -> None:
+    """Subscribe an address: sends the double opt-in confirmation mail."""
+    settings, message = _write(
+        lambda conn, s: subscriptions.subscribe(conn, s, email), subscriptions.InvalidInput
+    )
     if message is not None:
-        mail.send_mail(settings, message)
+        try:
+            mail.send_mail(settings, message)
+        except mail.MailError as exc:  # the subscription is pending; subscribing again resends
+            typer.echo(f"confirmation mail not sent: {exc}", err=True)
+            raise typer.Exit(1) from exc
     typer.echo(subscriptions.SUBSCRIBE_RESPONSE)
 
 
 @digest_app.command("confirm")
 def digest_confirm(token: str) -> None:
     """Confirm a subscription with the token from its confirmation link."""
-    settings = get_settings()
-    engine = _engine(settings)
-    try:
-        with db.transaction(engine) as conn:
-            prefs = subscriptions.confirm(conn, settings, token)
-    except subscriptions.TokenError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
+    _, prefs = _write(
+        lambda conn, s: subscriptions.confirm(conn, s, token), subscriptions.TokenError
+    )
     typer.echo(f"subscribed: {prefs.email} ({prefs.frequency})")
 
 
 @digest_app.command("unsubscribe")
 def digest_unsubscribe(token: str) -> None:
     """Unsubscribe by token (e.g. from a List-Unsubscribe mailto reply)."""
-    settings = get_settings()
-    engine = _engine(settings)
-    try:
-        with db.transaction(engine) as conn:
-            address = subscriptions.unsubscribe(conn, settings, token)
-    except subscriptions.TokenError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
+    _, address = _write(
+        lambda conn, s: subscriptions.unsubscribe(conn, s, token), subscriptions.TokenError
+    )
     typer.echo(f"unsubscribed: {address}")
 
 
@@ -140,25 +146,54 @@ def digest_send(
     or configuration.
     """
     settings = get_settings()
-    try:
-        ed = Edition(frequency, dt.date.fromisoformat(edition))
-    except ValueError as exc:
-        typer.echo(f"bad --edition/--frequency: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    ed = _edition(edition, frequency)
     engine = _engine(settings)
     report = send_edition(engine, settings, ed, dry_run=dry_run, stop=_stop_on_signals())
     if report.no_edition:
-        typer.echo(f"no {ed.key} edition: nothing was featured in its window (weekend?)")
+        typer.echo(NO_EDITION.format(ed.key))
         return
     for line in report.lines:
         typer.echo(line)
-    typer.echo(
-        f"{ed.key}: planned {report.planned}, sent {report.sent}, skipped {report.skipped}, "
-        f"bounced {report.bounced}, deferred {report.deferred}, failed {report.failed}"
-        + (f", stopped: {report.aborted}" if report.aborted else "")
-    )
+    typer.echo(f"{ed.key}: {report.summary()}")
     if not report.ok:
         raise typer.Exit(1)
+
+
+@digest_app.command("enqueue")
+def digest_enqueue(
+    edition: str = typer.Option(..., "--edition", help="Edition date, YYYY-MM-DD."),
+    frequency: str = typer.Option(
+        "daily", "--frequency", help="daily | weekly (7 days ending DATE)."
+    ),
+    jobs: int = typer.Option(
+        2, "--jobs", min=1, help="Send jobs to queue; each one a worker thread can take."
+    ),
+) -> None:
+    """Plan an edition and queue its send jobs for `paperfeed worker` (on any machine).
+
+    Exit status: 0 queued (or no edition), 2 bad input or configuration.
+    """
+    from paperfeed.jobs import enqueue_edition
+
+    settings = get_settings()
+    ed = _edition(edition, frequency)
+    planned = enqueue_edition(settings, _engine(settings), ed, jobs)
+    if planned is None:
+        typer.echo(NO_EDITION.format(ed.key))
+        return
+    typer.echo(f"{ed.key}: planned {planned} new message(s), queued {jobs} send job(s)")
+
+
+NO_EDITION = "no {} edition: nothing was featured in its window (weekend?)"
+
+
+def _edition(date: str, frequency: str) -> Edition:
+    """The --edition/--frequency options as an Edition; exit 2 when they make no sense."""
+    try:
+        return Edition(frequency, dt.date.fromisoformat(date))
+    except ValueError as exc:
+        typer.echo(f"bad --edition/--frequency: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def worker(

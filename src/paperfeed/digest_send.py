@@ -73,6 +73,14 @@ class SendReport:
     def ok(self) -> bool:
         return not (self.deferred or self.failed or self.aborted)
 
+    def summary(self) -> str:
+        """One line: the counts, and why the run stopped if it did."""
+        return (
+            f"planned {self.planned}, sent {self.sent}, skipped {self.skipped}, "
+            f"bounced {self.bounced}, deferred {self.deferred}, failed {self.failed}"
+            + (f", stopped: {self.aborted}" if self.aborted else "")
+        )
+
 
 def plan(conn: Connection, edition: Edition, subscriber_ids: list[int] | None = None) -> int:
     """Create an edition's pending rows for active subscribers of its frequency (idempotent)."""

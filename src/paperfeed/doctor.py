@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import smtplib
-import ssl
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -163,35 +162,64 @@ def check_mail(settings: Settings, engine: Engine) -> list[Result]:
                 "set PAPERFEED_MAIL_BACKEND to outbox or smtp",
             )
         ]
+    return _check_smtp(settings)
+
+
+def _check_smtp(settings: Settings) -> list[Result]:
+    """Open a session as the senders do (TLS, certificate check, AUTH), try MAIL FROM, RSET.
+
+    MAIL FROM (never followed by RCPT/DATA, so nothing is sent) is where a server says it wants
+    STARTTLS or AUTH first, or does not accept our sender address."""
+    from paperfeed.mail import MailError, classify_smtp_error, open_smtp, sender_address
+
     where = f"{settings.smtp_host}:{settings.smtp_port}"
     try:
-        if settings.smtp_tls == "tls":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                settings.smtp_host,
-                settings.smtp_port,
-                timeout=SMTP_TIMEOUT_S,
-                context=ssl.create_default_context(),
-            )
-        else:
-            smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_S)
-        with smtp:
-            smtp.ehlo()
-            if settings.smtp_tls == "starttls":
-                smtp.starttls(context=ssl.create_default_context())
-                smtp.ehlo()
-            if settings.smtp_user:
-                smtp.login(settings.smtp_user, settings.smtp_password)
-            smtp.noop()
-    except (OSError, smtplib.SMTPException) as exc:  # TimeoutError is an OSError
+        smtp = open_smtp(settings, timeout_s=SMTP_TIMEOUT_S)
+        try:
+            code, reply = smtp.mail(sender_address(settings))
+            if code != 250:
+                refused = smtplib.SMTPSenderRefused(code, reply, sender_address(settings))
+                raise classify_smtp_error(refused, settings, connecting=True)
+            smtp.rset()
+        finally:
+            smtp.close()
+    except (MailError, OSError, smtplib.SMTPException) as exc:
         return [
             Result(
                 "mail",
                 FAIL,
-                f"SMTP {where}: {type(exc).__name__}: {str(exc)[:200]}",
-                "check PAPERFEED_SMTP_HOST/PORT/TLS/USER/PASSWORD and that the server accepts us",
+                f"SMTP {where}: {type(exc).__name__}: {str(exc)[:300]}",
+                "check PAPERFEED_SMTP_HOST/PORT/TLS/CA_FILE/USER/PASSWORD "
+                "and that the server accepts us",
             )
         ]
-    return [Result("mail", OK, f"SMTP {where} accepts connections")]
+    how = {"none": "plain text", "starttls": "STARTTLS", "tls": "implicit TLS"}[settings.smtp_tls]
+    if settings.smtp_tls != "none":
+        how += ", certificate verified" if settings.smtp_tls_verify else ", certificate NOT checked"
+    if settings.smtp_user:
+        how += f", authenticated as {settings.smtp_user}"
+    out = [Result("mail", OK, f"SMTP {where} accepts us ({how})")]
+    if settings.smtp_tls == "none" and settings.smtp_host not in LOCAL_HOSTS:
+        out.append(
+            Result(
+                "mail.tls",
+                WARN,
+                f"mail{' and the SMTP password' if settings.smtp_user else ''} cross the "
+                f"network to {settings.smtp_host} unencrypted",
+                "set PAPERFEED_SMTP_TLS=starttls (port 587) or tls (port 465)",
+            )
+        )
+    elif settings.smtp_tls != "none" and not settings.smtp_tls_verify:
+        out.append(
+            Result(
+                "mail.tls",
+                WARN,
+                "the SMTP server's certificate is not verified: anyone on the path can "
+                "impersonate it",
+                "set PAPERFEED_SMTP_TLS_VERIFY=true and PAPERFEED_SMTP_CA_FILE to its CA",
+            )
+        )
+    return out
 
 
 @check("search")

@@ -65,11 +65,121 @@ class OutboxBackend:
         return None
 
 
+SMTP_TLS_MODES = ("none", "starttls", "tls")
+# Replies that mean "you may not send until you authenticate / start TLS" (RFC 4954 §6,
+# RFC 3207 §4): a configuration problem, never the recipient's, so never counted as a bounce.
+AUTH_REPLY_CODES = frozenset({530, 534, 535, 538})
+
+
+def _text(detail: object) -> str:
+    return detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+
+
 def _smtp_code_error(code: int, detail: object) -> MailError:
-    text = detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+    text = _text(detail)
+    if code in AUTH_REPLY_CODES:
+        return MailError(
+            f"{code} {text} (the server wants TLS or authentication first: "
+            "check PAPERFEED_SMTP_TLS, PAPERFEED_SMTP_USER and PAPERFEED_SMTP_PASSWORD)"
+        )
     if 500 <= code < 600:
         return PermanentMailError(code, text)
     return TransientMailError(f"{code} {text}")
+
+
+def classify_smtp_error(exc: Exception, settings: Settings, *, connecting: bool) -> MailError:
+    """Map an smtplib/ssl/socket error to transient (retry), permanent (bounce) or MailError (stop).
+
+    `connecting`: raised while opening the session (greeting, TLS handshake, AUTH), where a TLS
+    failure means a wrong setting rather than a dropped connection."""
+    where = f"{settings.smtp_host}:{settings.smtp_port}"
+    if isinstance(exc, MailError):
+        return exc
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        if 400 <= exc.smtp_code < 500:  # 454: temporary authentication failure
+            return TransientMailError(f"{exc.smtp_code} {_text(exc.smtp_error)}")
+        return MailError(
+            f"SMTP authentication as {settings.smtp_user!r} at {where} failed: "
+            f"{exc.smtp_code} {_text(exc.smtp_error)} "
+            "(check PAPERFEED_SMTP_USER and PAPERFEED_SMTP_PASSWORD)"
+        )
+    if isinstance(exc, smtplib.SMTPNotSupportedError):  # no STARTTLS, or no AUTH without TLS
+        return MailError(f"SMTP server {where}: {exc} (check PAPERFEED_SMTP_TLS)")
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, detail = next(iter(exc.recipients.values()))
+        return _smtp_code_error(code, detail)
+    if isinstance(exc, smtplib.SMTPSenderRefused | smtplib.SMTPDataError):
+        return _smtp_code_error(exc.smtp_code, exc.smtp_error)
+    if isinstance(exc, smtplib.SMTPResponseException):  # greeting, HELO, AUTH, STARTTLS replies
+        if exc.smtp_code in AUTH_REPLY_CODES or (connecting and exc.smtp_code >= 500):
+            return MailError(
+                f"SMTP server {where} refused us: {exc.smtp_code} {_text(exc.smtp_error)} "
+                "(check PAPERFEED_SMTP_TLS, PAPERFEED_SMTP_USER and PAPERFEED_SMTP_PASSWORD)"
+            )
+        return TransientMailError(f"{exc.smtp_code} {_text(exc.smtp_error)}")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return MailError(
+            f"TLS: the certificate of SMTP server {where} is not trusted "
+            f"({exc.verify_message}); nothing was sent. Set PAPERFEED_SMTP_CA_FILE to the CA "
+            "bundle that signed it, or fix PAPERFEED_SMTP_HOST to the name in the certificate"
+        )
+    if (
+        connecting
+        and isinstance(exc, ssl.SSLError)
+        and not isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError)
+    ):
+        return MailError(
+            f"TLS handshake with SMTP server {where} failed: {exc} (PAPERFEED_SMTP_TLS="
+            f"{settings.smtp_tls}: is that what this port speaks? usually 465 = tls, "
+            "587 = starttls)"
+        )
+    # Dropped or refused connection, timeout, a TLS session cut mid-message: try again later.
+    return TransientMailError(f"{type(exc).__name__}: {exc}")
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """Client TLS context: verifies the server's certificate chain and host name by default."""
+    try:
+        context = ssl.create_default_context(cafile=settings.smtp_ca_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise MailError(
+            f"PAPERFEED_SMTP_CA_FILE {settings.smtp_ca_file!r} cannot be loaded: {exc}"
+        ) from exc
+    if not settings.smtp_tls_verify:  # explicit opt-out (doctor warns): encrypted, unauthenticated
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def open_smtp(settings: Settings, timeout_s: float | None = None) -> smtplib.SMTP:
+    """An SMTP session, TLS-protected as configured and authenticated; raises a MailError.
+
+    STARTTLS is required when configured: a server that does not offer it is an error, never a
+    silent fall back to plain text."""
+    mode = settings.smtp_tls
+    if mode not in SMTP_TLS_MODES:
+        raise MailError(f"unknown PAPERFEED_SMTP_TLS {mode!r} (none | starttls | tls)")
+    context = tls_context(settings) if mode != "none" else None
+    timeout = settings.smtp_timeout_s if timeout_s is None else timeout_s
+    smtp: smtplib.SMTP | None = None
+    try:
+        if mode == "tls":
+            smtp = smtplib.SMTP_SSL(
+                settings.smtp_host, settings.smtp_port, timeout=timeout, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
+        smtp.ehlo_or_helo_if_needed()
+        if mode == "starttls":
+            smtp.starttls(context=context)
+            smtp.ehlo_or_helo_if_needed()  # starttls() forgot the first EHLO, as RFC 3207 says
+        if settings.smtp_user:
+            smtp.login(settings.smtp_user, settings.smtp_password)
+    except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError and timeouts are OSErrors
+        if smtp is not None:
+            smtp.close()
+        raise classify_smtp_error(exc, settings, connecting=True) from exc
+    return smtp
 
 
 class SmtpBackend:
@@ -79,53 +189,18 @@ class SmtpBackend:
         self.settings = settings
         self._smtp: smtplib.SMTP | None = None
 
-    def _connect(self) -> smtplib.SMTP:
-        s = self.settings
-        context = ssl.create_default_context()
-        smtp: smtplib.SMTP
-        if s.smtp_tls == "tls":
-            smtp = smtplib.SMTP_SSL(
-                s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_s, context=context
-            )
-        else:
-            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_s)
-            if s.smtp_tls == "starttls":
-                smtp.starttls(context=context)
-        smtp.ehlo_or_helo_if_needed()
-        if s.smtp_user:
-            smtp.login(s.smtp_user, s.smtp_password)
-        return smtp
-
     def deliver(self, sender: str, recipient: str, data: bytes) -> None:
+        if self._smtp is None:
+            self._smtp = open_smtp(self.settings)
         try:
-            if self._smtp is None:
-                self._smtp = self._connect()
             self._smtp.sendmail(sender, [recipient], data)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, detail = next(iter(exc.recipients.values()))
-            raise self._fail(_smtp_code_error(code, detail)) from exc
-        except smtplib.SMTPAuthenticationError as exc:
-            self.close()
-            raise MailError(
-                f"SMTP authentication failed: {exc.smtp_code} {exc.smtp_error!r}"
-            ) from exc
-        except ssl.SSLCertVerificationError as exc:
-            self.close()
-            raise MailError(f"SMTP server certificate rejected: {exc}") from exc
-        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-            raise self._fail(_smtp_code_error(exc.smtp_code, exc.smtp_error)) from exc
-        except smtplib.SMTPResponseException as exc:  # e.g. a 421 greeting or HELO refusal
-            self.close()
-            raise TransientMailError(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
-        except (smtplib.SMTPException, OSError) as exc:  # dropped connection, refused, timeout
-            self.close()
-            raise TransientMailError(f"{type(exc).__name__}: {exc}") from exc
-
-    def _fail(self, error: MailError) -> MailError:
-        # After a 4xx the server may be about to hang up (421); start a fresh session next time.
-        if isinstance(error, TransientMailError):
-            self.close()
-        return error
+        except (smtplib.SMTPException, OSError) as exc:
+            error = classify_smtp_error(exc, self.settings, connecting=False)
+            # A refused recipient or message leaves the session usable; anything else (a 4xx
+            # may precede a 421 hang-up) starts a fresh session next time.
+            if not isinstance(error, PermanentMailError):
+                self.close()
+            raise error from exc
 
     def close(self) -> None:
         smtp, self._smtp = self._smtp, None
@@ -150,6 +225,11 @@ def message_id_domain(settings: Settings) -> str:
     return urlsplit(settings.base_url).hostname or "localhost"
 
 
+def sender_address(settings: Settings) -> str:
+    """The envelope sender (MAIL FROM): the address part of `mail_from`."""
+    return email.utils.parseaddr(settings.mail_from)[1] or "noreply@localhost"
+
+
 class Mailer:
     """Sends messages with retries (exponential backoff) and a per-process rate limit."""
 
@@ -161,7 +241,7 @@ class Mailer:
     ) -> None:
         self.settings = settings
         self.backend = backend if backend is not None else make_backend(settings)
-        self.sender = email.utils.parseaddr(settings.mail_from)[1] or "noreply@localhost"
+        self.sender = sender_address(settings)
         self._sleep = sleep
         self._interval = 1.0 / settings.mail_rate_per_s if settings.mail_rate_per_s > 0 else 0.0
         self._next_slot = 0.0
