@@ -9,7 +9,6 @@ record is a no-op (papers.upsert_records is idempotent), so no duplicates either
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from paperfeed import db, papers
 from paperfeed.models import IngestState, table_of, utcnow
 from paperfeed.sources import PaperRecord, Rejected
 from paperfeed.sources.fetch import SourceError
-from paperfeed.sources.stream import Checkpoint, Item, file_identity, in_background
+from paperfeed.sources.stream import Checkpoint, Item, file_identity
 
 state_t = table_of(IngestState)
 
@@ -185,11 +184,7 @@ def from_file(
     """A resumable JSONL-style file source (snapshot, our JSONL) and where it starts."""
     point = file_resume(engine, key, path, restart=restart)
     st = point.state or {}
-    items = in_background(
-        functools.partial(
-            reader, path, offset=st.get("offset", 0), line_no=st.get("line", 0), checkpoint_key=key
-        )
-    )
+    items = reader(path, offset=st.get("offset", 0), line_no=st.get("line", 0), checkpoint_key=key)
     return items, point
 
 

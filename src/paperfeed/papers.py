@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -191,16 +192,18 @@ def _insert_papers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     convert = [papers_t.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
     quote = dialect.identifier_preparer.quote
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    values = operator.itemgetter(*cols)
+    converted = [(i, f) for i, f in enumerate(convert) if f is not None]
+    params = []
+    for r in rows:
+        row = list(values(r))
+        for i, f in converted:
+            row[i] = f(row[i])
+        params.append(tuple(row))
     conn.exec_driver_sql(
         f"INSERT INTO papers ({', '.join(quote(c) for c in cols)}) "
         f"VALUES ({', '.join([mark] * len(cols))})",
-        [
-            tuple(
-                value if f is None else f(value)
-                for f, value in zip(convert, map(r.get, cols), strict=True)
-            )
-            for r in rows
-        ],
+        params,
     )
 
 
