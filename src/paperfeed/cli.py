@@ -358,10 +358,19 @@ def index_cmd(
         except search.IndexBusyError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from exc
+    embeddings = f"embeddings: {report.embedded} computed, {report.unchanged} unchanged; "
+    if report.backend == "postgres":
+        typer.echo(
+            "keyword index: PostgreSQL full-text search (always current); "
+            + embeddings
+            + f"vector index: {report.vectors} vectors ({report.vectors_synced} synced to pgvector)"
+        )
+        return
     typer.echo(
         f"keyword index: {report.keyword_updated} updated, {report.keyword_deleted} removed; "
-        f"embeddings: {report.embedded} computed, {report.unchanged} unchanged; "
-        f"vector index: {report.vectors} vectors" + (" (rebuilt)" if report.vectors_rebuilt else "")
+        + embeddings
+        + f"vector index: {report.vectors} vectors"
+        + (" (rebuilt)" if report.vectors_rebuilt else "")
     )
 
 

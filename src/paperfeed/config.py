@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -78,6 +80,9 @@ class Settings(BaseSettings):
     digest_unsubscribe_mailto: str = ""  # List-Unsubscribe mailto address; "" = mail_from's
 
     # Search (see README ## Search)
+    # auto = PostgreSQL full-text search + pgvector when the database is PostgreSQL, else the
+    # embedded tantivy + vector files in data_dir; embedded | postgres force one.
+    search_backend: Literal["auto", "embedded", "postgres"] = "auto"
     search_semantic: bool = True  # False = keyword-only search; no model is loaded
     search_max_tokens: int = 256  # embedding truncation (MiniLM-L6 was trained at 256 word pieces)
     search_embed_batch: int = 8  # texts per ONNX run; bigger batches only add padding + memory
@@ -96,6 +101,15 @@ class Settings(BaseSettings):
     # Operations
     log_format: str = "json"  # "json" (one object per line, for log shippers) | "text"
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _search_backend_fits_database(self) -> Settings:
+        if self.search_backend == "postgres" and not self.database_url.startswith("postgresql"):
+            raise ValueError(
+                "PAPERFEED_SEARCH_BACKEND=postgres needs a postgresql:// PAPERFEED_DATABASE_URL "
+                "(use auto or embedded with SQLite)"
+            )
+        return self
 
     @property
     def is_sqlite(self) -> bool:

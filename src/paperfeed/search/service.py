@@ -58,8 +58,8 @@ class SearchPage:
 
 
 def is_indexed(settings: Settings) -> bool:
-    """Whether `paperfeed index` has published indexes under settings.data_dir."""
-    return (store.search_dir(settings) / "GENERATION").exists()
+    """Whether keyword search can answer (PostgreSQL: always; embedded: after `paperfeed index`)."""
+    return store.is_indexed(settings)
 
 
 def _exact_id(raw: str) -> str | None:
@@ -80,8 +80,8 @@ def _paper_ids_for(conn: Connection, arxiv_ids: list[str]) -> dict[str, int]:
     return {a: i for a, i in rows}  # noqa: C416 - Row, not a tuple
 
 
-def _semantic(settings: Settings, text: str, k: int) -> list[tuple[int, float]]:
-    index = store.handles(settings).vectors.get()
+def _semantic(settings: Settings, h: store.Handles, text: str, k: int) -> list[tuple[int, float]]:
+    index = h.vectors.get()
     if index is None or not text or not settings.search_semantic:
         return []
     embedder = get_embedder(settings.search_max_tokens, settings.search_query_threads)
@@ -113,7 +113,7 @@ def search(
     if q.is_empty:
         page.message = "Type some words, an arXiv id, or a filter such as author:hinton."
         return page
-    h = store.handles(settings)
+    h = store.handles(settings, conn)
     pinned: list[int] = []
     # Exact arXiv id ('2405.15738', 'arXiv:2405.15738v2', an abs URL) or id-like text.
     exact = _exact_id(q.raw)
@@ -137,7 +137,7 @@ def search(
     keyword_hits = kw.hits if kw else []
     semantic_hits: list[tuple[int, float]] = []
     if mode != "keyword" and q.text:
-        semantic_hits = _semantic(settings, q.text, pool)
+        semantic_hits = _semantic(settings, h, q.text, pool)
         if q.phrases or q.excludes or q.has_filters:
             allowed = h.keyword.filter_ids(q, [pid for pid, _ in semantic_hits])
             semantic_hits = [(pid, s) for pid, s in semantic_hits if pid in allowed]
@@ -169,7 +169,7 @@ def search(
     )
     ranked = [r for r in ranked if r[0] in visible]
     # Candidates after fusion; a full pool means there may be more (counting them all would
-    # turn off tantivy's WAND pruning), which the page shows as "100+".
+    # turn off tantivy's WAND pruning, or rank every match on PostgreSQL): the page shows "100+".
     page.total = len(ranked)
     page.total_is_lower_bound = bool(kw and kw.total >= pool) or len(semantic_hits) >= pool
     matched = kw.matched_terms if kw else set()
@@ -263,7 +263,7 @@ def similar(conn: Connection, settings: Settings, paper_id: int, k: int = 10) ->
     if not is_indexed(settings):
         return []
     row = conn.execute(select(Embedding.vector).where(Embedding.paper_id == paper_id)).first()
-    index = store.handles(settings).vectors.get()
+    index = store.handles(settings, conn).vectors.get()
     if row is None or index is None:
         return []
     vec = np.frombuffer(row[0], dtype=np.float32)

@@ -1,0 +1,373 @@
+"""PostgreSQL search backends: full-text search (weighted tsvector + GIN) and pgvector HNSW.
+
+Used instead of the embedded tantivy / numpy-faiss indexes when the catalog lives in PostgreSQL
+(`PAPERFEED_SEARCH_BACKEND=auto`, the default): every web process on every machine then reads
+the same, always-current indexes, and there are no index files to build, copy or lock. The
+columns and indexes come from migrations 0003_postgres_search and 0004_search_fold:
+`papers.search_tsv` is a stored generated column (so the keyword side never lags the catalog)
+and `embeddings.vec` is filled from the stored float32 vectors by `paperfeed index`
+(sync_vectors). The backends read through the caller's connection: the request's transaction
+(and snapshot) is the search's too.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tantivy
+from sqlalchemy import Connection, Engine, bindparam, text
+
+from paperfeed import db
+from paperfeed.search.keyword import KeywordDoc, KeywordResult, analyzers
+from paperfeed.search.query import ParsedQuery, fold, fold_table, title_key
+
+# ts_rank weights for {D, C, B, A} = {-, abstract, authors, title}: the ratio of the tantivy
+# backend's field boosts (title 2.0 : authors 1.5 : abstract 1.0).
+RANK_WEIGHTS = "{0.1, 0.5, 0.75, 1.0}"
+COUNT_CAP = 1000  # matches counted for paging ("1000+"): counting all of a broad query is slow
+CANDIDATES = 2000  # matches ranked per tier (ts_rank costs ~2 µs each, there is no pruning)
+TOKEN = re.compile(r"[^\W_]+")  # what may go into to_tsquery text: letters and digits only
+MAX_TOKENS = 16  # words in the all-in-the-title tier (the parser already caps clauses at 32)
+EF_SEARCH_MIN = 40  # pgvector's default candidate list; raised to k so a pool of k comes back
+SYNC_BATCH = 2000  # vectors copied into the pgvector column per transaction
+LOCK_NAME = "paperfeed:search-index"  # session advisory lock: one `paperfeed index` at a time
+_FROM, _TO = fold_table()
+# search.query.title_key in SQL; the same expression as index ix_papers_title_key (0004).
+TITLE_KEY_SQL = (
+    f"btrim(regexp_replace(lower(translate(title, '{_FROM}', '{_TO}')), "
+    "'[^[:alnum:]_]+', ' ', 'g'))"
+)
+
+
+class IndexLockedError(RuntimeError):
+    """Another process holds the search-index lock."""
+
+
+@functools.cache
+def _english() -> tantivy.TextAnalyzer:
+    return analyzers()["pf_en"]  # highlighting only: the same stems as the tantivy side
+
+
+def _word_query(params: dict[str, Any], word: str) -> str:
+    """A tsquery matching a word stemmed (English: titles, abstracts) or as a name (simple)."""
+    key = f"w{len(params)}"
+    params[key] = word
+    return f"(plainto_tsquery('english', :{key}) || plainto_tsquery('simple', :{key}))"
+
+
+def _name_query(params: dict[str, Any], name: str) -> str | None:
+    """A tsquery for a (folded) name as consecutive words of the author list (weight B)."""
+    tokens = TOKEN.findall(fold(name))[:MAX_TOKENS]
+    if not tokens:
+        return None
+    key = f"n{len(params)}"
+    params[key] = " <-> ".join(f"{t}:B" for t in tokens)
+    return f"to_tsquery('simple', :{key})"
+
+
+def _constraints(q: ParsedQuery, params: dict[str, Any]) -> list[str]:
+    """Phrases, exclusions and filters as SQL conditions on papers p (always: not hidden)."""
+    where = ["NOT p.hidden"]
+    for phrase in q.phrases:
+        key = f"ph{len(params)}"
+        params[key] = phrase
+        where.append(
+            f"(p.search_tsv @@ phraseto_tsquery('english', :{key}) "
+            f"OR p.search_tsv @@ phraseto_tsquery('simple', :{key}))"
+        )
+    for excluded in q.excludes:
+        where.append(f"NOT (p.search_tsv @@ {_word_query(params, excluded)})")
+    for name in q.authors:
+        tsq = _name_query(params, name)
+        where.append(f"p.search_tsv @@ {tsq}" if tsq else "FALSE")
+    for cat in q.categories:
+        key = f"c{len(params)}"
+        params[key], params[key + "p"] = cat.lower(), cat.lower() + ".%"
+        where.append(
+            "EXISTS (SELECT 1 FROM paper_categories c WHERE c.paper_id = p.id AND "
+            f"(lower(c.category) = :{key} OR lower(c.category) LIKE :{key}p))"
+        )
+    if q.date_from:
+        params["dfrom"] = q.date_from
+        where.append("p.published >= :dfrom")
+    if q.date_to:
+        params["dto"] = q.date_to
+        where.append("p.published <= :dto")
+    if q.has_code:
+        where.append("coalesce(p.code_url, '') <> ''")
+    return where
+
+
+class PgKeywordBackend:
+    """KeywordBackend over papers.search_tsv (see paperfeed.search.keyword.KeywordBackend)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def analyze(self, value: str) -> list[str]:
+        return list(_english().analyze(value))
+
+    def _tier(
+        self, tsq: str, cond: str, params: dict[str, Any], n: int, skip: set[int]
+    ) -> list[tuple[int, float]]:
+        """Up to n papers matching tsq (+ constraints), best ts_rank first, among CANDIDATES."""
+        rows = self.conn.execute(
+            text(
+                f"WITH qq AS (SELECT {tsq} AS tsq) "
+                f"SELECT c.id, ts_rank('{RANK_WEIGHTS}', c.search_tsv, (SELECT tsq FROM qq)) AS s "
+                f"FROM (SELECT p.id, p.search_tsv FROM papers p "
+                f"WHERE p.search_tsv @@ (SELECT tsq FROM qq) AND {cond} LIMIT :cand) c "
+                "ORDER BY s DESC, c.id LIMIT :n"
+            ),
+            {**params, "cand": CANDIDATES, "n": n + len(skip)},
+        ).all()
+        return [(int(r[0]), float(r[1])) for r in rows if int(r[0]) not in skip][:n]
+
+    def search(self, q: ParsedQuery, limit: int) -> KeywordResult:
+        """Tiers: all words in the title, then all words anywhere, then any word.
+
+        PostgreSQL ranks every candidate it is given (no top-k pruning like BM25 engines), so
+        each tier ranks at most CANDIDATES matches; the tiers put the likely best ones first.
+        """
+        words = [*q.terms, *q.phrases]
+        matched: set[str] = set()
+        for word in words:
+            matched.update(self.analyze(word))
+        params: dict[str, Any] = {"cap": COUNT_CAP}
+        cond = " AND ".join(_constraints(q, params))
+        if not words:
+            if not q.has_filters and not q.excludes:
+                return KeywordResult([], 0, matched)
+            # Filters only: newest first (relevance means nothing without words).
+            rows = self.conn.execute(
+                text(
+                    f"SELECT p.id FROM papers p WHERE {cond} "
+                    "ORDER BY p.published DESC NULLS LAST, p.id DESC LIMIT :limit"
+                ),
+                {**params, "limit": limit},
+            ).all()
+            total = self.conn.execute(
+                text(f"SELECT count(*) FROM (SELECT 1 FROM papers p WHERE {cond} LIMIT :cap) m"),
+                params,
+            ).scalar_one()
+            return KeywordResult([(int(r[0]), 0.0) for r in rows], int(total), matched)
+        per_word = [_word_query(params, w) for w in words]
+        any_word = "(" + " || ".join(per_word) + ")"
+        tiers = []
+        tokens = [t for w in words for t in TOKEN.findall(w)][:MAX_TOKENS]
+        if tokens:
+            params["title_all"] = " & ".join(f"{t}:A" for t in tokens)
+            tiers.append("to_tsquery('english', :title_all)")
+        if len(per_word) > 1:
+            tiers.append("(" + " && ".join(per_word) + ")")
+        tiers.append(any_word)
+        hits: list[tuple[int, float]] = []
+        seen: set[int] = set()
+        for bonus, tsq in zip(range(len(tiers) - 1, -1, -1), tiers, strict=True):
+            if len(hits) >= limit:
+                break
+            got = self._tier(tsq, cond, params, limit - len(hits), seen)
+            hits += [(pid, bonus + score) for pid, score in got]
+            seen.update(pid for pid, _ in got)
+        total = self.conn.execute(
+            text(
+                f"SELECT count(*) FROM (SELECT 1 FROM papers p "
+                f"WHERE p.search_tsv @@ {any_word} AND {cond} LIMIT :cap) m"
+            ),
+            params,
+        ).scalar_one()
+        return KeywordResult(hits, max(int(total), len(hits)), matched)
+
+    def filter_ids(self, q: ParsedQuery, paper_ids: Sequence[int]) -> set[int]:
+        """Those of paper_ids that satisfy the query's phrases, exclusions and filters."""
+        params: dict[str, Any] = {"ids": [int(i) for i in paper_ids]}
+        where = _constraints(q, params)
+        if len(where) == 1 or not paper_ids:  # only "not hidden": nothing to filter
+            return set(paper_ids)
+        stmt = text(f"SELECT p.id FROM papers p WHERE p.id IN :ids AND {' AND '.join(where)}")
+        stmt = stmt.bindparams(bindparam("ids", expanding=True))
+        return {int(r[0]) for r in self.conn.execute(stmt, params)}
+
+    def title_matches(self, value: str) -> list[int]:
+        key = title_key(value)
+        if not key:
+            return []
+        rows = self.conn.execute(
+            text(
+                f"SELECT id FROM papers WHERE {TITLE_KEY_SQL} = :k AND NOT hidden "
+                "ORDER BY id LIMIT 5"
+            ),
+            {"k": key},
+        )
+        return [int(r[0]) for r in rows]
+
+    def count(self) -> int:
+        return int(
+            self.conn.execute(text("SELECT count(*) FROM papers WHERE NOT hidden")).scalar_one()
+        )
+
+    # The column is generated: writes are PostgreSQL's job.
+    def upsert(self, docs: Iterable[KeywordDoc]) -> int:
+        return len(list(docs))
+
+    def delete(self, paper_ids: Iterable[int]) -> None:
+        return None
+
+    def clear(self) -> None:
+        return None
+
+
+def vector_literal(vec: np.ndarray) -> str:
+    """pgvector's text form; 7 significant digits keep cosines to ~1e-7."""
+    return "[" + ",".join(f"{x:.7g}" for x in np.asarray(vec, dtype=np.float32).ravel()) + "]"
+
+
+class PgVectorIndex:
+    """Nearest neighbours by inner product (= cosine: vectors are unit) over embeddings.vec."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def __len__(self) -> int:
+        return int(
+            self.conn.execute(
+                text("SELECT count(*) FROM embeddings WHERE vec IS NOT NULL")
+            ).scalar_one()
+        )
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Top-k (paper_id, cosine) from the HNSW index (approximate, like the IVF side)."""
+        if k <= 0:
+            return []
+        # SET LOCAL: for this transaction only. An int, never user text.
+        self.conn.execute(text(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH_MIN, int(k))}"))
+        rows = self.conn.execute(
+            text(
+                "SELECT paper_id, -(vec <#> CAST(:q AS vector)) FROM embeddings "
+                "WHERE vec IS NOT NULL ORDER BY vec <#> CAST(:q AS vector) LIMIT :k"
+            ),
+            {"q": vector_literal(query), "k": int(k)},
+        ).all()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+
+class PgVectorSource:
+    """Same shape as search.vectors.VectorCache: get() returns the (always current) index."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._index = PgVectorIndex(conn)
+
+    def get(self) -> PgVectorIndex:
+        return self._index
+
+
+_PGVECTOR: dict[str, bool] = {}  # database URL -> has embeddings.vec (fixed by migration 0003)
+
+
+def has_pgvector(conn: Connection) -> bool:
+    """Whether migration 0003 could create embeddings.vec (pgvector installed on the server)."""
+    url = conn.engine.url.render_as_string(hide_password=True)
+    if url not in _PGVECTOR:
+        _PGVECTOR[url] = bool(
+            conn.execute(
+                text(
+                    "SELECT 1 FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() "
+                    "AND table_name = 'embeddings' AND column_name = 'vec'"
+                )
+            ).scalar()
+        )
+    return _PGVECTOR[url]
+
+
+def sync_vectors(
+    engine: Engine, model_id: str, progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Copy stored float32 vectors of this model into the pgvector column where it is empty."""
+    with db.read(engine) as conn:
+        todo = int(
+            conn.execute(
+                text("SELECT count(*) FROM embeddings WHERE vec IS NULL AND model = :m"),
+                {"m": model_id},
+            ).scalar_one()
+        )
+    done = 0
+    while done < todo:
+        with db.transaction(engine) as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT paper_id, vector FROM embeddings WHERE vec IS NULL AND model = :m "
+                    "ORDER BY paper_id LIMIT :n FOR UPDATE SKIP LOCKED"
+                ),
+                {"m": model_id, "n": SYNC_BATCH},
+            ).all()
+            if not rows:
+                break
+            conn.execute(
+                text("UPDATE embeddings SET vec = CAST(:v AS vector) WHERE paper_id = :p"),
+                [
+                    {"p": r[0], "v": vector_literal(np.frombuffer(r[1], dtype=np.float32))}
+                    for r in rows
+                ],
+            )
+        done += len(rows)
+        if progress:
+            progress(min(done, todo), todo)
+    return done
+
+
+def vector_count(engine: Engine) -> int:
+    with db.read(engine) as conn:
+        return len(PgVectorIndex(conn))
+
+
+@contextmanager
+def exclusive(engine: Engine) -> Iterator[None]:
+    """Hold a session advisory lock (every machine sees it) for the duration; never waits."""
+    digest = hashlib.blake2b(LOCK_NAME.encode(), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    with engine.connect() as conn:
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+        conn.commit()
+        if not got:
+            raise IndexLockedError("another `paperfeed index` is running; try again later")
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()
+
+
+@dataclass
+class Status:
+    """What `paperfeed doctor` reports about PostgreSQL search."""
+
+    keyword_column: bool  # papers.search_tsv exists (migrations 0003/0004)
+    pgvector: bool  # embeddings.vec exists
+    papers: int  # visible papers
+    embedded: int  # papers with a stored embedding
+    vectors: int  # embeddings copied into the pgvector column
+
+
+def status(engine: Engine) -> Status:
+    with db.read(engine) as conn:
+        tsv = bool(
+            conn.execute(
+                text(
+                    "SELECT 1 FROM information_schema.columns WHERE table_schema = "
+                    "current_schema() AND table_name = 'papers' AND column_name = 'search_tsv'"
+                )
+            ).scalar()
+        )
+        vec = has_pgvector(conn)
+        papers = conn.execute(text("SELECT count(*) FROM papers WHERE NOT hidden")).scalar_one()
+        embedded = conn.execute(text("SELECT count(*) FROM embeddings")).scalar_one()
+        vectors = len(PgVectorIndex(conn)) if vec else 0
+    return Status(tsv, vec, int(papers), int(embedded), vectors)
