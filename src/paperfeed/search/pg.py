@@ -36,6 +36,9 @@ CANDIDATES = 2000  # matches ranked per tier (ts_rank costs ~2 µs each, there i
 TOKEN = re.compile(r"[^\W_]+")  # what may go into to_tsquery text: letters and digits only
 MAX_TOKENS = 16  # words in the all-in-the-title tier (the parser already caps clauses at 32)
 EF_SEARCH_MIN = 40  # pgvector's default candidate list; raised to k so a pool of k comes back
+FUZZY_MIN_CHARS = 5  # as the tantivy side: shorter words have too many neighbours
+FUZZY_MAX_CHARS = 40  # longer "words" are noise (the tantivy analyzers drop them too)
+FUZZY_ALPHABET = "abcdefghijklmnopqrstuvwxyz"  # one-edit variants of plain ASCII words only
 SYNC_BATCH = 2000  # vectors copied into the pgvector column per transaction
 LOCK_NAME = "paperfeed:search-index"  # session advisory lock: one `paperfeed index` at a time
 _FROM, _TO = fold_table()
@@ -70,6 +73,17 @@ def _name_query(params: dict[str, Any], name: str) -> str | None:
     key = f"n{len(params)}"
     params[key] = " <-> ".join(f"{t}:B" for t in tokens)
     return f"to_tsquery('simple', :{key})"
+
+
+def one_edit(word: str) -> list[str]:
+    """Every string one deletion, transposition, replacement or insertion away (Norvig)."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    out = {a + b[1:] for a, b in splits if b}
+    out |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    out |= {a + c + b[1:] for a, b in splits if b for c in FUZZY_ALPHABET}
+    out |= {a + c + b for a, b in splits for c in FUZZY_ALPHABET}
+    out.discard(word)
+    return sorted(out)
 
 
 def _constraints(q: ParsedQuery, params: dict[str, Any]) -> list[str]:
@@ -159,6 +173,12 @@ class PgKeywordBackend:
             ).scalar_one()
             return KeywordResult([(int(r[0]), 0.0) for r in rows], int(total), matched)
         per_word = [_word_query(params, w) for w in words]
+        for i, word in enumerate(q.terms):
+            fuzzy = self._fuzzy(word)
+            if fuzzy is not None:
+                key = f"fz{i}"
+                params[key] = fuzzy
+                per_word[i] = f"({per_word[i]} || to_tsquery('english', :{key}))"
         any_word = "(" + " || ".join(per_word) + ")"
         tiers = []
         tokens = [t for w in words for t in TOKEN.findall(w)][:MAX_TOKENS]
@@ -184,6 +204,24 @@ class PgKeywordBackend:
             params,
         ).scalar_one()
         return KeywordResult(hits, max(int(total), len(hits)), matched)
+
+    def _fuzzy(self, word: str) -> str | None:
+        """For a long word no paper contains (a typo): its one-edit variants, OR'ed.
+
+        PostgreSQL has no fuzzy term query without extensions (pg_trgm, fuzzystrmatch) that
+        hosted servers may lack; ~55 variants per letter through the GIN index cost a few ms.
+        """
+        w = word.lower()
+        if not FUZZY_MIN_CHARS <= len(w) <= FUZZY_MAX_CHARS or not (w.isascii() and w.isalpha()):
+            return None
+        known = self.conn.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM papers "
+                "WHERE search_tsv @@ plainto_tsquery('english', :w))"
+            ),
+            {"w": w},
+        ).scalar()
+        return None if known else " | ".join(one_edit(w))
 
     def filter_ids(self, q: ParsedQuery, paper_ids: Sequence[int]) -> set[int]:
         """Those of paper_ids that satisfy the query's phrases, exclusions and filters."""
