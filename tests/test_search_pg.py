@@ -62,8 +62,11 @@ def test_fold_table_matches_the_migrations_frozen_copy() -> None:
 
 @postgres
 def test_index_writes_no_files_and_keeps_pgvector_in_step(
-    settings: Settings, engine: Engine
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from paperfeed.search import pg
+
+    monkeypatch.setattr(pg, "BULK_REBUILD_MIN", 3)  # the first sync is a "backfill": rebuild
     with db.transaction(engine) as conn:
         add_papers(conn, PAPERS[:3])
     seen: list[tuple[str, int, int]] = []
@@ -75,6 +78,11 @@ def test_index_writes_no_files_and_keeps_pgvector_in_step(
         3,
     )
     assert ("pgvector", 3, 3) in seen
+    with db.read(engine) as conn:
+        index = conn.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_embeddings_vec_hnsw'")
+        ).scalar()
+        assert "hnsw" in index and "vector_ip_ops" in index  # rebuilt after the backfill
     assert first.keyword_updated == 0  # the tsvector column is PostgreSQL's to maintain
     assert not settings.data_dir.exists()  # no tantivy, no vector files, no lock file
     again = index_pending(engine, settings)

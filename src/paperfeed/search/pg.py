@@ -40,6 +40,14 @@ FUZZY_MIN_CHARS = 5  # as the tantivy side: shorter words have too many neighbou
 FUZZY_MAX_CHARS = 40  # longer "words" are noise (the tantivy analyzers drop them too)
 FUZZY_ALPHABET = "abcdefghijklmnopqrstuvwxyz"  # one-edit variants of plain ASCII words only
 SYNC_BATCH = 2000  # vectors copied into the pgvector column per transaction
+BULK_REBUILD_MIN = 50_000  # pending vectors from which the HNSW index is rebuilt, not grown
+# Migration 0003's HNSW index (pgvector defaults: m links per node, ef_construction candidates).
+HNSW_INDEX = "ix_embeddings_vec_hnsw"
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+# Build memory for that index: the graph of 1M 384-d vectors needs ~2 GB to build in memory;
+# with less PostgreSQL finishes on disk, slower. Per session, the server's own setting is kept.
+HNSW_BUILD_MEMORY = "1GB"
 LOCK_NAME = "paperfeed:search-index"  # session advisory lock: one `paperfeed index` at a time
 _FROM, _TO = fold_table()
 # search.query.title_key in SQL; the same expression as index ix_papers_title_key (0004).
@@ -328,7 +336,12 @@ def has_pgvector(conn: Connection) -> bool:
 def sync_vectors(
     engine: Engine, model_id: str, progress: Callable[[int, int], None] | None = None
 ) -> int:
-    """Copy stored float32 vectors of this model into the pgvector column where it is empty."""
+    """Copy stored float32 vectors of this model into the pgvector column where it is empty.
+
+    A backfill larger than what the HNSW index already holds (the first `paperfeed index` of a
+    big catalog) drops the index and builds it again at the end: one bulk build is far cheaper
+    than as many single inserts into the graph. Either way the index exists when this returns.
+    """
     with db.read(engine) as conn:
         todo = int(
             conn.execute(
@@ -336,29 +349,54 @@ def sync_vectors(
                 {"m": model_id},
             ).scalar_one()
         )
-    done = 0
-    while done < todo:
+        have = len(PgVectorIndex(conn))
+    rebuild = todo >= BULK_REBUILD_MIN and todo > have
+    if rebuild:
         with db.transaction(engine) as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT paper_id, vector FROM embeddings WHERE vec IS NULL AND model = :m "
-                    "ORDER BY paper_id LIMIT :n FOR UPDATE SKIP LOCKED"
-                ),
-                {"m": model_id, "n": SYNC_BATCH},
-            ).all()
-            if not rows:
-                break
-            conn.execute(
-                text("UPDATE embeddings SET vec = CAST(:v AS vector) WHERE paper_id = :p"),
-                [
-                    {"p": r[0], "v": vector_literal(np.frombuffer(r[1], dtype=np.float32))}
-                    for r in rows
-                ],
-            )
-        done += len(rows)
-        if progress:
-            progress(min(done, todo), todo)
+            conn.execute(text(f"DROP INDEX IF EXISTS {HNSW_INDEX}"))
+    done = 0
+    try:
+        while done < todo:
+            with db.transaction(engine) as conn:
+                rows = conn.execute(
+                    text(
+                        "SELECT paper_id, vector FROM embeddings "
+                        "WHERE vec IS NULL AND model = :m ORDER BY paper_id LIMIT :n"
+                    ),
+                    {"m": model_id, "n": SYNC_BATCH},
+                ).all()
+                if not rows:
+                    break
+                conn.execute(
+                    text(
+                        "UPDATE embeddings e SET vec = CAST(d.v AS vector) "
+                        "FROM unnest(CAST(:ids AS bigint[]), CAST(:vs AS text[])) AS d(p, v) "
+                        "WHERE e.paper_id = d.p"
+                    ),
+                    {
+                        "ids": [int(r[0]) for r in rows],
+                        "vs": [vector_literal(np.frombuffer(r[1], dtype=np.float32)) for r in rows],
+                    },
+                )
+            done += len(rows)
+            if progress:
+                progress(min(done, todo), todo)
+    finally:
+        ensure_hnsw_index(engine)
     return done
+
+
+def ensure_hnsw_index(engine: Engine) -> None:
+    """(Re)build the HNSW index if it is missing: migration 0003's definition, bulk-built."""
+    with db.transaction(engine) as conn:
+        conn.execute(text(f"SET LOCAL maintenance_work_mem = '{HNSW_BUILD_MEMORY}'"))
+        conn.execute(
+            text(
+                f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON embeddings "
+                f"USING hnsw (vec vector_ip_ops) WITH (m = {HNSW_M}, "
+                f"ef_construction = {HNSW_EF_CONSTRUCTION})"
+            )
+        )
 
 
 def vector_count(engine: Engine) -> int:
