@@ -1,7 +1,7 @@
 """Vector search at scale: pgvector HNSW (PostgreSQL) vs the embedded index, side by side.
 
 Usage: python bench/pgvector_vs_embedded.py --db postgresql+psycopg://postgres@127.0.0.1:PORT/postgres
-       [--n 1000000] [--real 3000] [--queries 200] [--pools 10,100]
+       [--n 1000000] [--real 3000] [--queries 200] [--pools 100] [--ef 40,100,200,400]
 
 Vectors: --real abstracts from ../shared/data/arxiv_snapshot_sample.jsonl embedded with the
 production embedder (all-MiniLM-L6-v2, ONNX), then expanded to --n by mixing two real vectors
@@ -115,7 +115,12 @@ def bench_embedded(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray) 
 
 
 def bench_pgvector(
-    url: str, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, pools: list[int]
+    url: str,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    pools: list[int],
+    efs: list[int],
 ) -> None:
     """The wired backend: a migrated paperfeed database, `paperfeed index`'s sync, PgVectorIndex."""
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
@@ -156,9 +161,9 @@ def bench_pgvector(
         f"pgvector (paperfeed schema): load {load:.0f} s; `paperfeed index` sync of {synced} "
         f"vectors into the HNSW column (m=16, ef_construction=64) {sync:.0f} s; index {size}"
     )
-    for pool in pools:
+    for pool, ef_search in [(k, e) for k in pools for e in efs]:
         with db.read(engine) as conn:
-            index = pg.PgVectorIndex(conn)
+            index = pg.PgVectorIndex(conn, ef_search)
             index.search(queries[0], pool)
             found, times = [], []
             for q in queries:
@@ -167,7 +172,7 @@ def bench_pgvector(
                 times.append((time.perf_counter() - t) * 1000)
                 found.append([pid - 1 for pid, _ in hits])
         p50, p99 = pct(times)
-        ef = max(pg.EF_SEARCH_MIN, pool)
+        ef = min(pg.HNSW_EF_SEARCH_MAX, max(ef_search, pool))
         print(
             f"pgvector HNSW via PgVectorIndex, k={pool} (ef_search {ef}), top 10: "
             f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, recall@10 {recall(found, truth):.3f}"
@@ -184,10 +189,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--real", type=int, default=3000)
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--pools", default="100", help="k asked of the index (search() asks 100)")
     ap.add_argument(
-        "--pools",
-        default="10,100",
-        help="k asked of the index (search() asks 100); ef = max(40, k)",
+        "--ef", default="40,100,200,400", help="PAPERFEED_SEARCH_HNSW_EF_SEARCH values (≥ k used)"
     )
     ap.add_argument("--skip-embedded", action="store_true")
     args = ap.parse_args()
@@ -209,6 +213,7 @@ def main() -> None:
         queries,
         truth,
         [int(p) for p in args.pools.split(",")],
+        [int(e) for e in args.ef.split(",")],
     )
 
 

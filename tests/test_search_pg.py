@@ -218,3 +218,18 @@ def test_another_process_sees_new_papers_without_reload(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@postgres
+def test_hnsw_candidate_list_follows_the_setting(settings: Settings, engine: Engine) -> None:
+    import numpy as np
+
+    custom = settings.model_copy(update={"search_hnsw_ef_search": 123})
+    query = np.ones(384, dtype=np.float32) / np.sqrt(384)
+    with db.read(engine) as conn:
+        index = store.handles(custom, conn).vectors.get()
+        assert index is not None
+        assert index.search(query, 10) == []  # nothing synced yet
+        assert conn.execute(text("SHOW hnsw.ef_search")).scalar() == "123"
+        index.search(query, 500)  # a pool larger than the setting raises it
+        assert conn.execute(text("SHOW hnsw.ef_search")).scalar() == "500"

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     search_query_threads: int = 1  # per query: each web worker runs one; more threads only spin
     search_exact_max: int = 200_000  # above this many vectors, use faiss IVF-SQ8 instead of exact
     search_ivf_nprobe: int = 64  # IVF cells per query: recall@10 0.953 at 1M (32 gave 0.919)
+    # pgvector HNSW candidate list per query (raised to the k asked, capped at 1000): recall vs
+    # latency, measured by bench/pgvector_vs_embedded.py (README "Search on PostgreSQL").
+    search_hnsw_ef_search: int = 200
     # Trending (see paperfeed.ranking for the formula and why each default is what it is)
     trending_gravity_s: float = 86400.0  # seconds of age that cost one point (1 day)
     trending_vote_weight: float = 1.0  # points per tenfold upvotes (log10)

@@ -35,7 +35,8 @@ COUNT_CAP = 1000  # matches counted for paging ("1000+"): counting all of a broa
 CANDIDATES = 2000  # matches ranked per tier (ts_rank costs ~2 µs each, there is no pruning)
 TOKEN = re.compile(r"[^\W_]+")  # what may go into to_tsquery text: letters and digits only
 MAX_TOKENS = 16  # words in the all-in-the-title tier (the parser already caps clauses at 32)
-EF_SEARCH_MIN = 40  # pgvector's default candidate list; raised to k so a pool of k comes back
+EF_SEARCH_DEFAULT = 40  # pgvector's own default candidate list (PAPERFEED_SEARCH_HNSW_EF_SEARCH)
+HNSW_EF_SEARCH_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
 FUZZY_MIN_CHARS = 5  # as the tantivy side: shorter words have too many neighbours
 FUZZY_MAX_CHARS = 40  # longer "words" are noise (the tantivy analyzers drop them too)
 FUZZY_ALPHABET = "abcdefghijklmnopqrstuvwxyz"  # one-edit variants of plain ASCII words only
@@ -279,8 +280,9 @@ def vector_literal(vec: np.ndarray) -> str:
 class PgVectorIndex:
     """Nearest neighbours by inner product (= cosine: vectors are unit) over embeddings.vec."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, ef_search: int = EF_SEARCH_DEFAULT) -> None:
         self.conn = conn
+        self.ef_search = ef_search
 
     def __len__(self) -> int:
         return int(
@@ -293,8 +295,9 @@ class PgVectorIndex:
         """Top-k (paper_id, cosine) from the HNSW index (approximate, like the IVF side)."""
         if k <= 0:
             return []
-        # SET LOCAL: for this transaction only. An int, never user text.
-        self.conn.execute(text(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH_MIN, int(k))}"))
+        # At least k candidates, or fewer than k come back. SET LOCAL: this transaction only.
+        ef = min(HNSW_EF_SEARCH_MAX, max(int(self.ef_search), int(k)))
+        self.conn.execute(text(f"SET LOCAL hnsw.ef_search = {ef}"))
         rows = self.conn.execute(
             text(
                 "SELECT paper_id, -(vec <#> CAST(:q AS vector)) FROM embeddings "
@@ -308,8 +311,8 @@ class PgVectorIndex:
 class PgVectorSource:
     """Same shape as search.vectors.VectorCache: get() returns the (always current) index."""
 
-    def __init__(self, conn: Connection) -> None:
-        self._index = PgVectorIndex(conn)
+    def __init__(self, conn: Connection, ef_search: int = EF_SEARCH_DEFAULT) -> None:
+        self._index = PgVectorIndex(conn, ef_search)
 
     def get(self) -> PgVectorIndex:
         return self._index

@@ -126,7 +126,9 @@ def handles(settings: Settings, conn: Connection | None = None) -> Handles:
             raise ValueError("the PostgreSQL search backend reads through a connection")
         # Without pgvector on the server, vectors stay in files (migration 0003 skipped them).
         vectors: VectorSource = (
-            pg.PgVectorSource(conn) if pg.has_pgvector(conn) else vector_cache(settings)
+            pg.PgVectorSource(conn, settings.search_hnsw_ef_search)
+            if pg.has_pgvector(conn)
+            else vector_cache(settings)
         )
         return Handles(pg.PgKeywordBackend(conn), vectors)
     h = embedded(settings)
