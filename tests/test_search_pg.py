@@ -233,3 +233,16 @@ def test_hnsw_candidate_list_follows_the_setting(settings: Settings, engine: Eng
         assert conn.execute(text("SHOW hnsw.ef_search")).scalar() == "123"
         index.search(query, 500)  # a pool larger than the setting raises it
         assert conn.execute(text("SHOW hnsw.ef_search")).scalar() == "500"
+
+
+def test_a_bad_search_backend_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from paperfeed.cli import app
+
+    monkeypatch.setenv("PAPERFEED_DATABASE_URL", "sqlite://")
+    monkeypatch.setenv("PAPERFEED_SEARCH_BACKEND", "postgres")
+    res = CliRunner().invoke(app, ["doctor"])
+    assert res.exit_code == 2
+    assert "PAPERFEED_SEARCH_BACKEND=postgres needs a postgresql://" in res.output
+    assert "Traceback" not in res.output

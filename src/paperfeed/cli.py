@@ -28,7 +28,17 @@ WORKER_HEALTHCHECK_S = 60  # seconds a busy worker may take to answer the superv
 
 
 def _settings() -> Settings:
-    return get_settings()
+    """Settings from the environment; a bad value is one clear message and exit status 2."""
+    import pydantic
+
+    try:
+        return get_settings()
+    except pydantic.ValidationError as exc:
+        for err in exc.errors():
+            where = ".".join(str(x) for x in err["loc"])
+            name = f"PAPERFEED_{where.upper()}: " if where else ""
+            typer.echo(f"configuration error: {name}{err['msg']}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def _migrated_engine(settings: Settings) -> Engine:
