@@ -88,7 +88,7 @@ def profile(path: Path, workdir: Path, n: int) -> None:
     prof.enable()
     pipeline.run(engine, items)
     prof.disable()
-    pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+    pstats.Stats(prof).sort_stats(os.environ.get("PROF_SORT", "cumulative")).print_stats(30)
 
 
 def main() -> None:

@@ -27,6 +27,8 @@ from paperfeed.search import index_pending, search
 from paperfeed.search.embedder import get_embedder, paper_text
 from paperfeed.search.fusion import FusionParams, fuse
 from paperfeed.search.indexing import text_hash
+from paperfeed.search.query import parse_query
+from paperfeed.search.service import hybrid_lists
 
 
 def build(ds: rd.Dataset, max_tokens: int, tmp: Path) -> tuple[Settings, object, dict[int, str]]:
@@ -83,13 +85,9 @@ def run_mode(settings, engine, id_map, queries, mode, fusion=None) -> dict[str, 
 
 def tune(max_tokens: int, tmp: Path) -> FusionParams:
     ds = rd.load("scifact", "train")
-    settings, engine, id_map = build(ds, max_tokens, tmp)
-    lists = {}
-    with db.read(engine) as conn:
-        for qid, text in ds.queries.items():
-            kw = search(conn, settings, text, limit=100, mode="keyword").hits
-            sem = search(conn, settings, text, limit=100, mode="semantic").hits
-            lists[qid] = ([(h.paper_id, h.score) for h in kw], [(h.paper_id, h.score) for h in sem])
+    settings, _engine, id_map = build(ds, max_tokens, tmp)
+    # The lists hybrid search fuses: both sides' top 100, every candidate scored by both.
+    lists = {qid: hybrid_lists(settings, parse_query(text)) for qid, text in ds.queries.items()}
     best = (-1.0, FusionParams())
     grid = itertools.chain(
         (FusionParams("rrf", k, w) for k in (5, 10, 20, 40, 60) for w in np.arange(0.2, 0.81, 0.1)),

@@ -22,7 +22,8 @@ from paperfeed import db, ingest, papers
 from paperfeed.cli import app
 from paperfeed.ingest_cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_REJECTED
 from paperfeed.models import IngestState, Paper
-from paperfeed.sources import PaperRecord, snapshot
+from paperfeed.sources import PaperRecord, snapshot, stream
+from paperfeed.sources.fetch import SourceError
 from paperfeed.sources.stream import Item
 
 runner = CliRunner()
@@ -308,3 +309,68 @@ def test_sigint_in_a_real_process_then_resume(db_url: str, shared_data: Path, tm
     assert result.exit_code == 0, result.output
     assert f"{2500 - committed} new, 0 updated, 0 unchanged" in result.output
     assert count(engine) == 2500
+
+
+# ---- parsing in a child process ----------------------------------------------------------
+
+
+def test_background_parsing_yields_exactly_the_reader_items(shared_data: Path, tmp_path: Path):
+    path = sample(shared_data, tmp_path, 1200)
+    path.write_text(path.read_text() + "{truncated\n")
+
+    def read() -> Iterator[Item]:
+        return snapshot.read_snapshot(path, checkpoint_key="k")
+
+    assert list(stream.in_background(read)) == list(read())
+
+
+def _fails_after_3() -> Iterator[Item]:
+    for n in range(3):
+        yield PaperRecord(arxiv_id=f"2401.0000{n}", title=f"t{n}", source="test")
+    raise OSError("disk gone")
+
+
+def test_background_parser_failure_is_a_source_error_after_its_items():
+    got: list[Item] = []
+    with pytest.raises(SourceError, match="OSError: disk gone"):
+        for item in stream.in_background(_fails_after_3):
+            got.append(item)
+    assert [r.arxiv_id for r in got if isinstance(r, PaperRecord)] == [
+        "2401.00000",
+        "2401.00001",
+        "2401.00002",
+    ]
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for whatever reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_killed_ingest_leaves_no_parser_process(db_url: str, shared_data: Path, tmp_path: Path):
+    """SIGKILL of `paperfeed ingest` (no cleanup runs): its parser child notices and exits."""
+    path = sample(shared_data, tmp_path, 5000)
+    engine = db.make_engine(db_url)
+    cmd = [sys.executable, "-m", "paperfeed.cli", "ingest", "snapshot", str(path)]
+    cmd += ["--batch-size", "50"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not checkpoints(engine) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "finished before it could be killed"
+    children = [
+        int(pid) for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    ]
+    assert children, "no parser process was started"
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while any(map(running, children)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(running, children))
+    result = runner.invoke(app, ["ingest", "snapshot", str(path)])  # and the rerun completes
+    assert result.exit_code == 0, result.output
+    assert count(engine) == 5000

@@ -237,6 +237,42 @@ def test_vector_index_ivf_matches_exact(tmp_path: Path) -> None:
     assert recall / 50 >= 0.95
 
 
+def test_vector_scores_are_the_exact_cosines(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    vecs = rng.normal(size=(3000, 384)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids_ = rng.permutation(np.arange(100, 3100))  # row order is not id order
+    for name, exact_max in (("exact", 10_000), ("ivf", 1_000)):
+        write_index(tmp_path / name, ids_, vecs, exact_max=exact_max)
+        index = load_index(tmp_path / name)
+        assert index is not None
+        q = vecs[7]
+        wanted = [int(ids_[0]), int(ids_[2999]), int(ids_[7]), 5, 99_999]  # 5, 99999: unknown
+        got = index.scores(q, wanted)
+        assert set(got) == set(wanted[:3])
+        for pid, row in ((ids_[0], 0), (ids_[2999], 2999), (ids_[7], 7)):
+            assert got[int(pid)] == pytest.approx(float(vecs[row] @ q), abs=2e-3)  # f16 rows
+
+
+def test_hybrid_scores_every_candidate_on_both_sides(catalog) -> None:  # type: ignore[no-untyped-def]
+    from paperfeed.search.query import parse_query
+    from paperfeed.search.service import hybrid_lists
+    from paperfeed.search.store import handles
+
+    settings, engine = catalog
+    q = parse_query("neural networks for language")
+    with db.read(engine) as conn:  # the PostgreSQL backends read through it
+        keyword, semantic = hybrid_lists(settings, q, pool=3, conn=conn)
+        top3 = handles(settings, conn).keyword.search(q, 3).hits
+        # A semantic-only candidate's BM25 is what a full keyword search gives it.
+        full = dict(handles(settings, conn).keyword.search(q, 100).hits)
+    assert {p for p, _ in keyword} <= {p for p, _ in semantic}  # every keyword hit has a cosine
+    assert keyword[:3] == top3  # the keyword side's own ranking comes first, unchanged
+    assert len(keyword) > 3, "no semantic-only candidate matched a word"
+    for pid, score in keyword[3:]:
+        assert score == pytest.approx(full[pid])
+
+
 def test_cli_index_and_search_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from paperfeed.cli import app
 

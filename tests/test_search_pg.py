@@ -51,7 +51,7 @@ def test_fold_table_matches_the_migrations_frozen_copy() -> None:
     versions = Path(__file__).resolve().parents[1] / "src/paperfeed/migrations/versions"
     sys.path.insert(0, str(versions))
     try:
-        migration = importlib.import_module("0004_search_fold")
+        migration = importlib.import_module("0005_search_fold")
     finally:
         sys.path.remove(str(versions))
     assert fold_table() == (migration.FOLD_FROM, migration.FOLD_TO)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -22,9 +23,19 @@ class NotMigratedError(RuntimeError):
     """The database schema is older than this code (or empty)."""
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
-    kwargs: dict[str, Any] = {"future": True}
+    # JSON columns (authors, versions, ...) through orjson: several times faster than the json
+    # module on every catalog write and read.
+    kwargs: dict[str, Any] = {
+        "future": True,
+        "json_serializer": _json_dumps,
+        "json_deserializer": orjson.loads,
+    }
     if url.startswith("sqlite"):
         memory = url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}

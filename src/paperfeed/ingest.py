@@ -9,6 +9,7 @@ record is a no-op (papers.upsert_records is idempotent), so no duplicates either
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,12 @@ from paperfeed import db, papers
 from paperfeed.models import IngestState, table_of, utcnow
 from paperfeed.sources import PaperRecord, Rejected
 from paperfeed.sources.fetch import SourceError
-from paperfeed.sources.stream import Checkpoint, Item, file_identity
+from paperfeed.sources.stream import Checkpoint, Item, file_identity, in_background
 
 state_t = table_of(IngestState)
 
-BATCH_SIZE = 1000  # records per transaction: amortises commits, bounds memory and lost work
+BATCH_SIZE = 5000  # records per transaction: amortises commits (and WAL rewrites of index
+# pages), bounds memory and the work a Ctrl-C throws away
 MAX_BATCH_FACTOR = 10  # a source that checkpoints rarely is still flushed at 10 x BATCH_SIZE
 KEEP_REJECTIONS = 100  # rejections kept for the report; the rest are only counted
 
@@ -183,7 +185,11 @@ def from_file(
     """A resumable JSONL-style file source (snapshot, our JSONL) and where it starts."""
     point = file_resume(engine, key, path, restart=restart)
     st = point.state or {}
-    items = reader(path, offset=st.get("offset", 0), line_no=st.get("line", 0), checkpoint_key=key)
+    items = in_background(
+        functools.partial(
+            reader, path, offset=st.get("offset", 0), line_no=st.get("line", 0), checkpoint_key=key
+        )
+    )
     return items, point
 
 

@@ -62,7 +62,7 @@ class Paper(Base):
     abstract: Mapped[str] = mapped_column(Text, default="")
     authors: Mapped[list[Any]] = mapped_column(JSON, default=list)  # ordered display names
     categories: Mapped[list[Any]] = mapped_column(JSON, default=list)  # primary first
-    primary_category: Mapped[str | None] = mapped_column(String(32), index=True)
+    primary_category: Mapped[str | None] = mapped_column(String(32))
     published: Mapped[dt.date | None] = mapped_column(Date, index=True)
     updated: Mapped[dt.date | None] = mapped_column(Date)
     comments: Mapped[str | None] = mapped_column(Text)
@@ -72,7 +72,7 @@ class Paper(Base):
     code_url: Mapped[str | None] = mapped_column(String(500))
     code_stars: Mapped[int | None] = mapped_column(Integer)
     project_page: Mapped[str | None] = mapped_column(String(500))
-    featured_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    featured_date: Mapped[dt.date | None] = mapped_column(Date)  # ix_papers_featured_upvotes
     submitted_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
@@ -107,6 +107,8 @@ class PaperAuthor(Base):
     name: Mapped[str] = mapped_column(String(300))
     name_key: Mapped[str] = mapped_column(String(300), index=True)  # lowercase, accents folded
 
+    __table_args__ = ({"sqlite_with_rowid": False},)  # one B-tree per row, not two (0004)
+
 
 class PaperCategory(Base):
     __tablename__ = "paper_categories"
@@ -115,6 +117,8 @@ class PaperCategory(Base):
         ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True
     )
     category: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class Embedding(Base):

@@ -7,9 +7,10 @@ import functools
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
 
 from paperfeed import db, ranking
 from paperfeed.models import Paper, PaperAuthor, PaperCategory, table_of, utcnow
@@ -181,14 +182,52 @@ def _write_side_tables(
         )
 
 
+def _insert_papers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Bulk INSERT (executemany) of new papers through the DBAPI, values converted by each
+    column's own type for this dialect: SQLAlchemy's generic per-row parameter handling
+    cost more than SQLite's insert itself (bench/ingest.py --profile)."""
+    dialect = conn.dialect
+    cols = list(rows[0])
+    convert = [papers_t.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
+    quote = dialect.identifier_preparer.quote
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    conn.exec_driver_sql(
+        f"INSERT INTO papers ({', '.join(quote(c) for c in cols)}) "
+        f"VALUES ({', '.join([mark] * len(cols))})",
+        [
+            tuple(
+                value if f is None else f(value)
+                for f, value in zip(convert, map(r.get, cols), strict=True)
+            )
+            for r in rows
+        ],
+    )
+
+
+def _hotness(row: dict[str, Any], weights: ranking.Weights) -> float:
+    return ranking.breakdown_for(SimpleNamespace(**row), weights).hotness
+
+
+_SET = (*TRACKED, "source", "hotness", "modified_at")
+_UPDATE = (
+    update(papers_t)
+    .where(papers_t.c.id == bindparam("row_id"))
+    .values({k: bindparam(f"new_{k}") for k in _SET})
+)
+
+
 def upsert_records(conn: Connection, records: Sequence[PaperRecord]) -> UpsertStats:
-    """Merge a batch of source records into the catalog; idempotent (a rerun changes nothing)."""
+    """Merge a batch of source records into the catalog; idempotent (a rerun changes nothing).
+
+    New and changed rows get their trending hotness here, in the same write (see ranking.py).
+    """
     stats = UpsertStats()
     if not records:
         return stats
     db.serialize(conn, "catalog")  # concurrent ingesters on PostgreSQL: see db.serialize
     wanted = list(dict.fromkeys(r.arxiv_id for r in records))
-    cols = [papers_t.c.id, papers_t.c.arxiv_id, *(papers_t.c[k] for k in (*TRACKED, "source"))]
+    keys = (*TRACKED, "source", "created_at")
+    cols = [papers_t.c.id, papers_t.c.arxiv_id, *(papers_t.c[k] for k in keys)]
     current: dict[str, dict[str, Any]] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
@@ -199,21 +238,26 @@ def upsert_records(conn: Connection, records: Sequence[PaperRecord]) -> UpsertSt
         cur = current.get(rec.arxiv_id)
         current[rec.arxiv_id] = _new_row(rec) if cur is None else _merged_row(cur, rec)
     now = utcnow()
+    weights = ranking.active_weights(conn)
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for arxiv_id in wanted:
         row: dict[str, Any] = current[arxiv_id]
         before = originals.get(arxiv_id)
         if before is None:
-            inserts.append({**row, "created_at": now, "modified_at": now})
+            row.update(created_at=now, modified_at=now, hidden=False)
+            row["hotness"] = _hotness(row, weights)
+            inserts.append(row)
             stats.new += 1
         elif any(row[k] != before[k] for k in TRACKED):
+            row.update(modified_at=now)
+            row["hotness"] = _hotness(row, weights)
             updates.append(row)
             stats.updated += 1
         else:
             stats.unchanged += 1
     if inserts:
-        conn.execute(insert(papers_t), inserts)
+        _insert_papers(conn, inserts)
         id_of = dict(
             conn.execute(
                 select(papers_t.c.arxiv_id, papers_t.c.id).where(
@@ -223,10 +267,9 @@ def upsert_records(conn: Connection, records: Sequence[PaperRecord]) -> UpsertSt
         )
         for r in inserts:
             r["id"] = id_of[r["arxiv_id"]]
-    for row in updates:
-        values = {k: row[k] for k in (*TRACKED, "source")}
+    if updates:
         conn.execute(
-            update(papers_t).where(papers_t.c.id == row["id"]).values(**values, modified_at=now)
+            _UPDATE, [{"row_id": r["id"], **{f"new_{k}": r[k] for k in _SET}} for r in updates]
         )
     changed_lists = [
         r
@@ -236,8 +279,6 @@ def upsert_records(conn: Connection, records: Sequence[PaperRecord]) -> UpsertSt
     ]
     if inserts or changed_lists:
         _write_side_tables(conn, inserts + changed_lists, replace=[r["id"] for r in changed_lists])
-    # Trending: keep the stored hotness in step with the counts just written (see ranking.py).
-    ranking.refresh_hotness(conn, [r["id"] for r in (*inserts, *updates)])
     return stats
 
 

@@ -3,7 +3,7 @@
 Used instead of the embedded tantivy / numpy-faiss indexes when the catalog lives in PostgreSQL
 (`PAPERFEED_SEARCH_BACKEND=auto`, the default): every web process on every machine then reads
 the same, always-current indexes, and there are no index files to build, copy or lock. The
-columns and indexes come from migrations 0003_postgres_search and 0004_search_fold:
+columns and indexes come from migrations 0003_postgres_search and 0005_search_fold:
 `papers.search_tsv` is a stored generated column (so the keyword side never lags the catalog)
 and `embeddings.vec` is filled from the stored float32 vectors by `paperfeed index`
 (sync_vectors). The backends read through the caller's connection: the request's transaction
@@ -51,7 +51,7 @@ HNSW_EF_CONSTRUCTION = 64
 HNSW_BUILD_MEMORY = "1GB"
 LOCK_NAME = "paperfeed:search-index"  # session advisory lock: one `paperfeed index` at a time
 _FROM, _TO = fold_table()
-# search.query.title_key in SQL; the same expression as index ix_papers_title_key (0004).
+# search.query.title_key in SQL; the same expression as index ix_papers_title_key (0005).
 TITLE_KEY_SQL = (
     f"btrim(regexp_replace(lower(translate(title, '{_FROM}', '{_TO}')), "
     "'[^[:alnum:]_]+', ' ', 'g'))"
@@ -138,28 +138,57 @@ class PgKeywordBackend:
         return list(_english().analyze(value))
 
     def _tier(
-        self, tsq: str, cond: str, params: dict[str, Any], n: int, skip: set[int]
+        self, tsq: str, score: str, cond: str, params: dict[str, Any], n: int, skip: set[int]
     ) -> list[tuple[int, float]]:
-        """Up to n papers matching tsq (+ constraints), best ts_rank first, among CANDIDATES."""
+        """Up to n papers matching tsq (+ constraints), best score first, among CANDIDATES."""
         # tsq is written out (not a CTE): with constant arguments the planner folds it and
         # estimates its selectivity from the column statistics, so rare words use the GIN index.
         rows = self.conn.execute(
             text(
-                f"SELECT c.id, ts_rank('{RANK_WEIGHTS}', c.search_tsv, {tsq}) AS s "
-                f"FROM (SELECT p.id, p.search_tsv FROM papers p "
-                f"WHERE p.search_tsv @@ {tsq} AND {cond} LIMIT :cand) c "
-                "ORDER BY s DESC, c.id LIMIT :n"
+                f"SELECT p.id, {score} AS s FROM (SELECT p.id, p.search_tsv FROM papers p "
+                f"WHERE p.search_tsv @@ {tsq} AND {cond} LIMIT :cand) p "
+                "ORDER BY s DESC, p.id LIMIT :n"
             ),
             {**params, "cand": CANDIDATES, "n": n + len(skip)},
         ).all()
         return [(int(r[0]), float(r[1])) for r in rows if int(r[0]) not in skip][:n]
 
-    def search(self, q: ParsedQuery, limit: int) -> KeywordResult:
-        """Tiers: all words in the title, then all words anywhere, then any word.
+    def _ranking(self, q: ParsedQuery, params: dict[str, Any]) -> tuple[list[str], str, str]:
+        """(tiers best first, any-word tsquery, score SQL) for the query's words.
 
-        PostgreSQL ranks every candidate it is given (no top-k pruning like BM25 engines), so
-        each tier ranks at most CANDIDATES matches; the tiers put the likely best ones first.
+        Tiers: all words in the title, all words anywhere, any word. A paper's score is the
+        number of tiers below its best one plus ts_rank against any word (title > authors >
+        abstract), so search() and scores() agree.
         """
+        words = [*q.terms, *q.phrases]
+        per_word = [_word_query(params, w) for w in words]
+        for i, word in enumerate(q.terms):
+            fuzzy = self._fuzzy(word)
+            if fuzzy is not None:
+                key = f"fz{i}"
+                params[key] = fuzzy
+                per_word[i] = f"({per_word[i]} || to_tsquery('english', :{key}))"
+        any_word = "(" + " || ".join(per_word) + ")"
+        tiers = []
+        tokens = [t for w in words for t in TOKEN.findall(w)][:MAX_TOKENS]
+        if tokens:
+            params["title_all"] = " & ".join(f"{t}:A" for t in tokens)
+            tiers.append("to_tsquery('english', :title_all)")
+        if len(per_word) > 1:
+            tiers.append("(" + " && ".join(per_word) + ")")
+        tiers.append(any_word)
+        bonus = " ".join(
+            f"WHEN p.search_tsv @@ {tsq} THEN {len(tiers) - 1 - i}"
+            for i, tsq in enumerate(tiers[:-1])
+        )
+        score = f"ts_rank('{RANK_WEIGHTS}', p.search_tsv, {any_word})"
+        if bonus:
+            score = f"(CASE {bonus} ELSE 0 END + {score})"
+        return tiers, any_word, score
+
+    def search(self, q: ParsedQuery, limit: int) -> KeywordResult:
+        """Best tier first; PostgreSQL ranks every candidate it is given (no top-k pruning
+        like BM25 engines), so each tier ranks at most CANDIDATES matches."""
         words = [*q.terms, *q.phrases]
         matched: set[str] = set()
         for word in words:
@@ -182,29 +211,14 @@ class PgKeywordBackend:
                 params,
             ).scalar_one()
             return KeywordResult([(int(r[0]), 0.0) for r in rows], int(total), matched)
-        per_word = [_word_query(params, w) for w in words]
-        for i, word in enumerate(q.terms):
-            fuzzy = self._fuzzy(word)
-            if fuzzy is not None:
-                key = f"fz{i}"
-                params[key] = fuzzy
-                per_word[i] = f"({per_word[i]} || to_tsquery('english', :{key}))"
-        any_word = "(" + " || ".join(per_word) + ")"
-        tiers = []
-        tokens = [t for w in words for t in TOKEN.findall(w)][:MAX_TOKENS]
-        if tokens:
-            params["title_all"] = " & ".join(f"{t}:A" for t in tokens)
-            tiers.append("to_tsquery('english', :title_all)")
-        if len(per_word) > 1:
-            tiers.append("(" + " && ".join(per_word) + ")")
-        tiers.append(any_word)
+        tiers, any_word, score = self._ranking(q, params)
         hits: list[tuple[int, float]] = []
         seen: set[int] = set()
-        for bonus, tsq in zip(range(len(tiers) - 1, -1, -1), tiers, strict=True):
+        for tsq in tiers:
             if len(hits) >= limit:
                 break
-            got = self._tier(tsq, cond, params, limit - len(hits), seen)
-            hits += [(pid, bonus + score) for pid, score in got]
+            got = self._tier(tsq, score, cond, params, limit - len(hits), seen)
+            hits += got
             seen.update(pid for pid, _ in got)
         total = self.conn.execute(
             text(
@@ -214,6 +228,20 @@ class PgKeywordBackend:
             params,
         ).scalar_one()
         return KeywordResult(hits, max(int(total), len(hits)), matched)
+
+    def scores(self, q: ParsedQuery, paper_ids: Sequence[int]) -> dict[int, float]:
+        """The score search() gives each of paper_ids (absent: no word matches), for scoring
+        the semantic side's candidates that the keyword top-k did not reach."""
+        if not paper_ids or not (q.terms or q.phrases):
+            return {}
+        params: dict[str, Any] = {"ids": [int(i) for i in paper_ids]}
+        cond = " AND ".join(_constraints(q, params))
+        _, any_word, score = self._ranking(q, params)
+        stmt = text(
+            f"SELECT p.id, {score} FROM papers p "
+            f"WHERE p.id IN :ids AND p.search_tsv @@ {any_word} AND {cond}"
+        ).bindparams(bindparam("ids", expanding=True))
+        return {int(r[0]): float(r[1]) for r in self.conn.execute(stmt, params)}
 
     def _fuzzy(self, word: str) -> str | None:
         """For a long word no paper contains (a typo): its one-edit variants, OR'ed.
@@ -306,6 +334,20 @@ class PgVectorIndex:
             {"q": vector_literal(query), "k": int(k)},
         ).all()
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def scores(self, query: np.ndarray, paper_ids: list[int]) -> dict[int, float]:
+        """Exact cosine of the query with these papers' vectors (those synced), for scoring
+        keyword candidates that the semantic top-k did not reach."""
+        if not paper_ids:
+            return {}
+        stmt = text(
+            "SELECT paper_id, -(vec <#> CAST(:q AS vector)) FROM embeddings "
+            "WHERE paper_id IN :ids AND vec IS NOT NULL"
+        ).bindparams(bindparam("ids", expanding=True))
+        rows = self.conn.execute(
+            stmt, {"q": vector_literal(query), "ids": [int(i) for i in paper_ids]}
+        )
+        return {int(r[0]): float(r[1]) for r in rows}
 
 
 class PgVectorSource:

@@ -76,7 +76,7 @@ def fold(text: str) -> str:
 def fold_table() -> tuple[str, str]:
     """fold()'s accent stripping for Latin letters as a translate() table (for SQL, case kept).
 
-    Migration 0004_search_fold carries a frozen copy; tests/test_postgres.py checks they agree.
+    Migration 0005_search_fold carries a frozen copy; tests/test_search_pg.py checks they agree.
     """
     src, dst = [], []
     for cp in [*range(0xC0, 0x250), *range(0x1E00, 0x1F00)]:

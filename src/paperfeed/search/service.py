@@ -80,13 +80,40 @@ def _paper_ids_for(conn: Connection, arxiv_ids: list[str]) -> dict[str, int]:
     return {a: i for a, i in rows}  # noqa: C416 - Row, not a tuple
 
 
-def _semantic(settings: Settings, h: store.Handles, text: str, k: int) -> list[tuple[int, float]]:
+def _semantic(
+    settings: Settings, h: store.Handles, text: str, k: int
+) -> tuple[list[tuple[int, float]], store.VectorSearcher | None, np.ndarray | None]:
+    """Top-k by cosine, with the index and query vector (for scoring more candidates)."""
     index = h.vectors.get()
     if index is None or not text or not settings.search_semantic:
-        return []
+        return [], None, None
     embedder = get_embedder(settings.search_max_tokens, settings.search_query_threads)
     vec = embedder.embed_query(text)
-    return index.search(vec, k)
+    return index.search(vec, k), index, vec
+
+
+def hybrid_lists(
+    settings: Settings, q: ParsedQuery, pool: int = POOL, conn: Connection | None = None
+) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """Both rankings over the union of their top-`pool` candidates, every candidate scored
+    by both sides: the exact cosine of keyword-only hits, the BM25 of semantic-only ones.
+    Fusing complete scores instead of two truncated lists (where a paper missing from one
+    counts as zero there) gains 0.6 nDCG@10 on SciFact train and 7 points of Recall@100 on
+    CACM (README ## Search). `conn`: the PostgreSQL backends read through it."""
+    h = store.handles(settings, conn)
+    keyword = h.keyword.search(q, pool).hits
+    semantic, index, vec = _semantic(settings, h, q.text, pool) if q.text else ([], None, None)
+    if q.phrases or q.excludes or q.has_filters:
+        allowed = h.keyword.filter_ids(q, [pid for pid, _ in semantic])
+        semantic = [(pid, s) for pid, s in semantic if pid in allowed]
+    if index is not None and vec is not None:
+        have = {pid for pid, _ in semantic}
+        extra = index.scores(vec, [pid for pid, _ in keyword if pid not in have])
+        semantic = sorted([*semantic, *extra.items()], key=lambda kv: -kv[1])
+    have = {pid for pid, _ in keyword}
+    extra_kw = h.keyword.scores(q, [pid for pid, _ in semantic if pid not in have])
+    keyword = sorted([*keyword, *extra_kw.items()], key=lambda kv: -kv[1])
+    return keyword, semantic
 
 
 def _is_author_query(q: ParsedQuery) -> bool:
@@ -133,11 +160,11 @@ def search(
         page.notices.append("The search index is not built yet: showing title matches only.")
         ranked = _title_like(conn, q, pool)
         return _finish(conn, page, pinned + [p for p, _ in ranked if p not in pinned], set(), h)
-    kw = h.keyword.search(q, pool) if mode != "semantic" else None
+    kw = h.keyword.search(q, pool) if mode == "keyword" else None
     keyword_hits = kw.hits if kw else []
     semantic_hits: list[tuple[int, float]] = []
-    if mode != "keyword" and q.text:
-        semantic_hits = _semantic(settings, h, q.text, pool)
+    if mode == "semantic" and q.text:
+        semantic_hits, _, _ = _semantic(settings, h, q.text, pool)
         if q.phrases or q.excludes or q.has_filters:
             allowed = h.keyword.filter_ids(q, [pid for pid, _ in semantic_hits])
             semantic_hits = [(pid, s) for pid, s in semantic_hits if pid in allowed]
@@ -146,6 +173,7 @@ def search(
     elif mode == "semantic":
         ranked = semantic_hits
     else:
+        keyword_hits, semantic_hits = hybrid_lists(settings, q, pool, conn)
         ranked = fuse(keyword_hits, semantic_hits, fusion or FusionParams())
     if mode == "hybrid" and _is_author_query(q) and ranked:
         by_author = h.keyword.filter_ids(
@@ -171,7 +199,7 @@ def search(
     # Candidates after fusion; a full pool means there may be more (counting them all would
     # turn off tantivy's WAND pruning, or rank every match on PostgreSQL): the page shows "100+".
     page.total = len(ranked)
-    page.total_is_lower_bound = bool(kw and kw.total >= pool) or len(semantic_hits) >= pool
+    page.total_is_lower_bound = len(keyword_hits) >= pool or len(semantic_hits) >= pool
     matched = kw.matched_terms if kw else set()
     if not kw:
         for word in [*q.terms, *q.phrases]:

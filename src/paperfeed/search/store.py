@@ -31,6 +31,8 @@ class VectorSearcher(Protocol):
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]: ...
 
+    def scores(self, query: np.ndarray, paper_ids: list[int]) -> dict[int, float]: ...
+
 
 class VectorSource(Protocol):
     """Gives the current vector index, or None when none was built yet."""

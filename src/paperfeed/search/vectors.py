@@ -31,14 +31,35 @@ class VectorIndex:
 
     generation: int
     ids: np.ndarray  # int64 paper ids, row order
-    vectors: np.ndarray | None  # float16 rows for rescoring IVF candidates (memory-mapped)
+    vectors: np.ndarray | None  # rows for exact rescoring (memory-mapped; float16 with IVF)
     ivf: object | None = None  # faiss.IndexIVFScalarQuantizer
     nprobe: int = 32
     flat: object | None = None  # faiss.IndexFlatIP: exact search for small catalogs
     threads: int = 1  # OpenMP threads per query: one query per worker; more threads only spin
+    _order: np.ndarray | None = None  # argsort of ids, built on first scores() call
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def scores(self, query: np.ndarray, paper_ids: list[int]) -> dict[int, float]:
+        """Exact cosine of the query with these papers' vectors (those in the index), for
+        scoring keyword candidates that the semantic top-k did not reach."""
+        if self.vectors is None or not paper_ids or not len(self.ids):
+            return {}
+        if self._order is None:
+            self._order = np.argsort(self.ids, kind="stable")
+        order = self._order
+        wanted = np.asarray(paper_ids, dtype=np.int64)
+        slot = np.minimum(np.searchsorted(self.ids, wanted, sorter=order), len(order) - 1)
+        rows = order[slot]
+        found = self.ids[rows] == wanted
+        rows, wanted = rows[found], wanted[found]
+        if not len(rows):
+            return {}
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        sort = np.argsort(rows)  # sequential reads of the memory-mapped rows
+        got = np.asarray(self.vectors[rows[sort]], dtype=np.float32) @ q
+        return {int(pid): float(v) for pid, v in zip(wanted[sort], got, strict=True)}
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Top-k (paper_id, cosine) for a unit query vector."""
@@ -138,8 +159,9 @@ def load_index(root: Path, nprobe: int = 32, threads: int = 1) -> VectorIndex | 
         vecs = np.load(d / "vectors16.npy", mmap_mode="r")
         return VectorIndex(gen, ids, vecs, ivf, nprobe, threads=threads)
     flat = faiss.IndexFlatIP(DIM)
-    flat.add(np.load(d / "vectors.npy"))
-    return VectorIndex(gen, ids, None, flat=flat, threads=threads)
+    vecs = np.load(d / "vectors.npy", mmap_mode="r")
+    flat.add(np.ascontiguousarray(vecs))
+    return VectorIndex(gen, ids, vecs, flat=flat, threads=threads)
 
 
 class VectorCache:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty, Full
 from typing import Any
 
 import orjson
 
 from paperfeed.sources import PaperRecord, Rejected
+from paperfeed.sources.fetch import SourceError
 
 
 @dataclass
@@ -87,3 +92,73 @@ def read_json_records(
         state = {"offset": pos, "line": n, **ident}
         yield Checkpoint(checkpoint_key, state, done=pos, total=size)
     yield Checkpoint(checkpoint_key, None, done=size, total=size)
+
+
+# ---- parsing on the second core ------------------------------------------------------------
+
+CHUNK = 500  # items per message from the parser process: amortises pickling and queue locks
+QUEUE_CHUNKS = 8  # chunks parsed ahead of the writer (bounds memory: ~4k records)
+_DONE = "done"
+
+
+def _produce(make: Callable[[], Iterator[Item]], queue: Any, parent: int) -> None:
+    """Child process: run the reader and send its items, in order, in chunks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+    def send(message: tuple[str, Any]) -> None:
+        while True:
+            try:
+                queue.put(message, timeout=1.0)
+                return
+            except Full:
+                if os.getppid() != parent:  # the parent was killed: nobody will read this
+                    os._exit(1)
+
+    chunk: list[Item] = []
+    try:
+        for item in make():
+            chunk.append(item)
+            if len(chunk) >= CHUNK:
+                send(("items", chunk))
+                chunk = []
+        send(("items", chunk))
+        send((_DONE, None))
+    except Exception as exc:  # reported to the parent, which raises it
+        send(("items", chunk))  # what was parsed before the failure still counts
+        send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def in_background(make: Callable[[], Iterator[Item]]) -> Iterator[Item]:
+    """The items of `make()`, read and parsed in a child process so that the parsing (about
+    half an import's CPU) runs on another core while this one writes. Falls back to the
+    plain iterator where there is one CPU or no fork. A failure in the child is raised here
+    as SourceError after the items it produced before failing."""
+    if (os.cpu_count() or 1) < 2 or "fork" not in mp.get_all_start_methods():
+        yield from make()
+        return
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue(maxsize=QUEUE_CHUNKS)
+    proc = ctx.Process(
+        target=_produce, args=(make, queue, os.getpid()), daemon=True, name="paperfeed-parse"
+    )
+    proc.start()
+    try:
+        while True:
+            try:
+                kind, payload = queue.get(timeout=1.0)
+            except Empty:
+                if not proc.is_alive():
+                    died = f"the parser process died (exit code {proc.exitcode})"
+                    raise SourceError(died) from None
+                continue
+            if kind == "items":
+                yield from payload
+            elif kind == "error":
+                raise SourceError(payload)
+            else:
+                return
+    finally:
+        if proc.is_alive():
+            proc.terminate()
+        proc.join()
+        queue.close()

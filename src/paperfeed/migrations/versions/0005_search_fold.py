@@ -7,8 +7,8 @@ allowed in a generated column and an index; PostgreSQL's unaccent is neither, an
 installed everywhere). `author:menard` then finds 'José Ménard' as the embedded index does. The
 exact-title index gets the same folding. A no-op on SQLite.
 
-Revision ID: 0004_search_fold
-Revises: 0003_postgres_search
+Revision ID: 0005_search_fold
+Revises: 0004_catalog_write_speed
 """
 
 import unicodedata
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0004_search_fold"
-down_revision: str | Sequence[str] | None = "0003_postgres_search"
+revision: str = "0005_search_fold"
+down_revision: str | Sequence[str] | None = "0004_catalog_write_speed"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
