@@ -28,8 +28,8 @@ from paperfeed import db
 from paperfeed.search.keyword import KeywordDoc, KeywordResult, analyzers
 from paperfeed.search.query import ParsedQuery, fold, fold_table, title_key
 
-# ts_rank weights for {D, C, B, A} = {-, abstract, authors, title}: the ratio of the tantivy
-# backend's field boosts (title 2.0 : authors 1.5 : abstract 1.0).
+# ts_rank weights for {D, C, B, A} = {-, abstract, authors, title}: title > authors > abstract,
+# as on the tantivy side (not tuned: bench/search_quality.py measures the embedded backend).
 RANK_WEIGHTS = "{0.1, 0.5, 0.75, 1.0}"
 COUNT_CAP = 1000  # matches counted for paging ("1000+"): counting all of a broad query is slow
 CANDIDATES = 2000  # matches ranked per tier (ts_rank costs ~2 µs each, there is no pruning)
