@@ -1,14 +1,17 @@
 """Vector search at scale: pgvector HNSW (PostgreSQL) vs the embedded index, side by side.
 
 Usage: python bench/pgvector_vs_embedded.py --db postgresql+psycopg://postgres@127.0.0.1:PORT/postgres
-       [--n 1000000] [--real 3000] [--queries 200] [--ef 40,100]
+       [--n 1000000] [--real 3000] [--queries 200] [--pools 100] [--ef 40,100,200,400]
 
 Vectors: --real abstracts from ../shared/data/arxiv_snapshot_sample.jsonl embedded with the
 production embedder (all-MiniLM-L6-v2, ONNX), then expanded to --n by mixing two real vectors
 plus Gaussian noise and renormalising (a continuous cloud around real directions, not 500
 copies of each). Queries: embeddings of other real abstracts, held out of the base set.
-Ground truth: exact inner-product top-10 (numpy). Both sides are timed one query at a time
-(pgvector over a loopback connection, including the SQL round trip); recall@10 against truth.
+Ground truth: exact inner-product top-10 (numpy). Both sides are timed one query at a time;
+recall@10 against truth. The pgvector side is paperfeed's own: a migrated database (in a
+scratch database `pf_bench_vectors` on the given server), vectors stored as `paperfeed index`
+stores them, copied into the HNSW column by search.pg.sync_vectors and queried through
+search.pg.PgVectorIndex over a loopback connection (SQL round trip included).
 """
 
 from __future__ import annotations
@@ -21,16 +24,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psycopg
-from pgvector.psycopg import register_vector
-from sqlalchemy import make_url
+from sqlalchemy import create_engine, make_url, text
 
+from paperfeed import db
+from paperfeed.search import pg
 from paperfeed.search.embedder import DIM, get_embedder, paper_text
 from paperfeed.search.vectors import load_index, write_index
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv_snapshot_sample.jsonl"
 CACHE = Path("/tmp/pf-bench-real-vectors.npy")
 K = 10
+BENCH_DB = "pf_bench_vectors"  # created and dropped on the server given by --db
+MODEL = "bench-vectors"
 MIX = 0.5  # weight of the second real vector in a synthetic one
 NOISE = 0.35  # norm of the Gaussian noise added before renormalising
 
@@ -110,56 +115,72 @@ def bench_embedded(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray) 
 
 
 def bench_pgvector(
-    dsn: str, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, efs: list[int]
+    url: str,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    pools: list[int],
+    efs: list[int],
 ) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        register_vector(conn)
-        conn.execute("DROP TABLE IF EXISTS bench_vectors")
-        conn.execute(f"CREATE TABLE bench_vectors (id bigint PRIMARY KEY, vec vector({DIM}))")
-        t0 = time.perf_counter()
-        with conn.cursor().copy(
-            "COPY bench_vectors (id, vec) FROM STDIN WITH (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(["int8", "vector"])
-            for i, v in enumerate(vectors):
-                copy.write_row((i, v))
-        load = time.perf_counter() - t0
-        conn.execute("SET maintenance_work_mem = '4GB'")
-        conn.execute("SET max_parallel_maintenance_workers = 1")  # + the leader: both cores
-        t0 = time.perf_counter()
+    """The wired backend: a migrated paperfeed database, `paperfeed index`'s sync, PgVectorIndex."""
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{BENCH_DB}"'))
+    bench_url = make_url(url).set(database=BENCH_DB).render_as_string(hide_password=False)
+    engine = db.make_engine(bench_url)
+    db.upgrade(engine)
+    t0 = time.perf_counter()
+    with db.transaction(engine) as conn:
         conn.execute(
-            "CREATE INDEX bench_vectors_hnsw ON bench_vectors USING hnsw (vec vector_ip_ops) "
-            "WITH (m = 16, ef_construction = 64)"
+            text(
+                "INSERT INTO papers (id, arxiv_id, version, versions, title, abstract, authors, "
+                "categories, source_upvotes, upvotes, source_comments, num_comments, hotness, "
+                "hidden, extra, source, created_at, modified_at) "
+                "SELECT i, 'b' || i, 1, '[]', 't', '', '[]', '[]', 0, 0, 0, 0, 0, false, '{}', "
+                "'bench', now(), now() FROM generate_series(1, :n) i"
+            ),
+            {"n": len(vectors)},
         )
-        build = time.perf_counter() - t0
-        conn.execute("VACUUM ANALYZE bench_vectors")
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor().copy(
+            "COPY embeddings (paper_id, model, text_hash, vector, created_at) FROM STDIN"
+        ) as copy:
+            for i, v in enumerate(vectors):
+                copy.write_row((i + 1, MODEL, "h", v.astype(np.float32).tobytes(), "now"))
+    load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    synced = pg.sync_vectors(engine, MODEL)
+    sync = time.perf_counter() - t0
+    with db.read(engine) as conn:
         size = conn.execute(
-            "SELECT pg_size_pretty(pg_relation_size('bench_vectors_hnsw'))"
-        ).fetchone()
-        print(
-            f"pgvector: COPY {load:.0f} s, HNSW build {build:.0f} s "
-            f"(m=16, ef_construction=64), index {size[0]}"
-        )
-        for ef in efs:
-            conn.execute(f"SET hnsw.ef_search = {ef}")
-            conn.execute(
-                "SELECT id FROM bench_vectors ORDER BY vec <#> %s LIMIT 10", (queries[0],)
-            ).fetchall()
+            text("SELECT pg_size_pretty(pg_relation_size('ix_embeddings_vec_hnsw'))")
+        ).scalar()
+    print(
+        f"pgvector (paperfeed schema): load {load:.0f} s; `paperfeed index` sync of {synced} "
+        f"vectors into the HNSW column (m=16, ef_construction=64) {sync:.0f} s; index {size}"
+    )
+    for pool, ef_search in [(k, e) for k in pools for e in efs]:
+        with db.read(engine) as conn:
+            index = pg.PgVectorIndex(conn, ef_search)
+            index.search(queries[0], pool)
             found, times = [], []
             for q in queries:
                 t = time.perf_counter()
-                rows = conn.execute(
-                    "SELECT id FROM bench_vectors ORDER BY vec <#> %s LIMIT 10", (q,)
-                ).fetchall()
+                hits = index.search(q, pool)[:K]
                 times.append((time.perf_counter() - t) * 1000)
-                found.append([r[0] for r in rows])
-            p50, p99 = pct(times)
-            print(
-                f"pgvector HNSW ef_search={ef}: p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
-                f"recall@10 {recall(found, truth):.3f}"
-            )
-        conn.execute("DROP TABLE bench_vectors")
+                found.append([pid - 1 for pid, _ in hits])
+        p50, p99 = pct(times)
+        ef = min(pg.HNSW_EF_SEARCH_MAX, max(ef_search, pool))
+        print(
+            f"pgvector HNSW via PgVectorIndex, k={pool} (ef_search {ef}), top 10: "
+            f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, recall@10 {recall(found, truth):.3f}"
+        )
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def main() -> None:
@@ -168,11 +189,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--real", type=int, default=3000)
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--ef", default="40,100")
+    ap.add_argument("--pools", default="100", help="k asked of the index (search() asks 100)")
+    ap.add_argument(
+        "--ef", default="40,100,200,400", help="PAPERFEED_SEARCH_HNSW_EF_SEARCH values (≥ k used)"
+    )
     ap.add_argument("--skip-embedded", action="store_true")
     args = ap.parse_args()
-    url = make_url(args.db).set(drivername="postgresql")
-    dsn = url.render_as_string(hide_password=False)
+    url = make_url(args.db).set(drivername="postgresql+psycopg")
     real = real_vectors(args.real + args.queries)
     base, queries = real[: args.real], real[args.real :]
     t0 = time.perf_counter()
@@ -184,7 +207,14 @@ def main() -> None:
     )
     if not args.skip_embedded:
         bench_embedded(vectors, queries, truth)
-    bench_pgvector(dsn, vectors, queries, truth, [int(e) for e in args.ef.split(",")])
+    bench_pgvector(
+        url.render_as_string(hide_password=False),
+        vectors,
+        queries,
+        truth,
+        [int(p) for p in args.pools.split(",")],
+        [int(e) for e in args.ef.split(",")],
+    )
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def build(n: int, root: Path) -> dict[str, float]:
     start = time.perf_counter()
     batch = 20_000
     kw_secs = 0.0
-    backend = store.handles(settings).keyword
+    backend = store.embedded(settings).keyword
     for lo in range(0, n, batch):
         rows = [paper(i) for i in range(lo, min(n, lo + batch))]
         with db.transaction(engine) as conn:
@@ -189,7 +189,7 @@ def serve(root: Path, count: int, nprobe: int) -> None:
     rss = int(next(x for x in status if x.startswith("VmRSS")).split()[1]) / 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # ANN recall@10 against exact search over the same vectors.
-    index = store.handles(settings).vectors.get()
+    index = store.embedded(settings).vectors.get()
     recall = 1.0
     if index is not None and index.ivf is not None:
         emb = get_embedder()

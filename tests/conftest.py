@@ -79,9 +79,8 @@ def pg_template() -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture
-def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh, migrated database for this test: in-memory SQLite, or a PostgreSQL clone."""
+def _fresh_database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, migrated database: in-memory SQLite, or a clone of the PostgreSQL template."""
     if not ON_POSTGRES:
         yield "sqlite://"
         return
@@ -94,6 +93,18 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, migrated database for this test."""
+    yield from _fresh_database(request)
+
+
+@pytest.fixture(scope="module")
+def module_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, migrated database shared by one module's read-only tests (a catalog)."""
+    yield from _fresh_database(request)
 
 
 @pytest.fixture

@@ -232,7 +232,12 @@ def test_saved_searches_go_through_the_search_index(engine, settings):
     with db.transaction(engine) as conn:
         _trending, ids, _sid, _plain = _personal_setup(conn)
     with db.read(engine) as conn:
-        assert catalog_search(conn, settings) is None  # no index yet: the fallback is used
+        if engine.dialect.name == "postgresql":  # PostgreSQL's full-text index is never behind
+            run = catalog_search(conn, settings)
+            assert run is not None
+            assert ids["search"] in run("speculative decoding")[:3]
+        else:
+            assert catalog_search(conn, settings) is None  # no index yet: the fallback is used
     index_pending(engine, settings)
     with db.read(engine) as conn:
         run = catalog_search(conn, settings)

@@ -1,4 +1,7 @@
-"""Search end to end on a small real catalog: tantivy, the real ONNX model, SQLite in memory."""
+"""Search end to end on a small real catalog and the real ONNX model.
+
+SQLite pass: tantivy + vector files. PostgreSQL pass: the database's full-text search + pgvector.
+"""
 
 from __future__ import annotations
 
@@ -30,9 +33,11 @@ from search_catalog import PAPERS, add_papers, edit_paper, paper_id
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Engine]]:
-    """One indexed catalog shared by the read-only tests of this module."""
-    settings = Settings(database_url="sqlite://", data_dir=tmp_path_factory.mktemp("data"))
+def catalog(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
+) -> Iterator[tuple[Settings, Engine]]:
+    """One indexed catalog shared by the read-only tests of this module (SQLite or PostgreSQL)."""
+    settings = Settings(database_url=module_database_url, data_dir=tmp_path_factory.mktemp("data"))
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)
     with db.transaction(engine) as conn:
@@ -185,6 +190,8 @@ def test_bad_input_never_raises(catalog, text: str) -> None:  # type: ignore[no-
 
 
 def test_incremental_indexing(settings: Settings, engine: Engine) -> None:
+    if engine.dialect.name == "postgresql":
+        pytest.skip("the PostgreSQL counterpart is tests/test_search_pg.py")
     with db.transaction(engine) as conn:
         add_papers(conn, PAPERS[:3])
     first = index_pending(engine, settings)
@@ -252,14 +259,15 @@ def test_hybrid_scores_every_candidate_on_both_sides(catalog) -> None:  # type: 
     from paperfeed.search.service import hybrid_lists
     from paperfeed.search.store import handles
 
-    settings, _ = catalog
+    settings, engine = catalog
     q = parse_query("neural networks for language")
-    keyword, semantic = hybrid_lists(settings, q, pool=3)
+    with db.read(engine) as conn:  # the PostgreSQL backends read through it
+        keyword, semantic = hybrid_lists(settings, q, pool=3, conn=conn)
+        top3 = handles(settings, conn).keyword.search(q, 3).hits
+        # A semantic-only candidate's BM25 is what a full keyword search gives it.
+        full = dict(handles(settings, conn).keyword.search(q, 100).hits)
     assert {p for p, _ in keyword} <= {p for p, _ in semantic}  # every keyword hit has a cosine
-    top3 = handles(settings).keyword.search(q, 3).hits
     assert keyword[:3] == top3  # the keyword side's own ranking comes first, unchanged
-    # A semantic-only candidate's BM25 is what a full keyword search gives it.
-    full = dict(handles(settings).keyword.search(q, 100).hits)
     assert len(keyword) > 3, "no semantic-only candidate matched a word"
     for pid, score in keyword[3:]:
         assert score == pytest.approx(full[pid])
@@ -366,6 +374,8 @@ def test_index_is_exclusive_and_reports_progress(settings: Settings, engine: Eng
     from paperfeed.search import IndexBusyError
     from paperfeed.search.store import search_dir
 
+    if engine.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL locks in the database: tests/test_search_pg.py")
     with db.transaction(engine) as conn:
         add_papers(conn, PAPERS[8:9])
     search_dir(settings).mkdir(parents=True)
@@ -380,6 +390,8 @@ def test_index_is_exclusive_and_reports_progress(settings: Settings, engine: Eng
 
 
 def test_before_first_index_title_words_still_work(settings: Settings, engine: Engine) -> None:
+    if engine.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL's keyword index is never behind: tests/test_search_pg.py")
     with db.transaction(engine) as conn:
         add_papers(conn, PAPERS)
     with db.read(engine) as conn:

@@ -28,7 +28,17 @@ WORKER_HEALTHCHECK_S = 60  # seconds a busy worker may take to answer the superv
 
 
 def _settings() -> Settings:
-    return get_settings()
+    """Settings from the environment; a bad value is one clear message and exit status 2."""
+    import pydantic
+
+    try:
+        return get_settings()
+    except pydantic.ValidationError as exc:
+        for err in exc.errors():
+            where = ".".join(str(x) for x in err["loc"])
+            name = f"PAPERFEED_{where.upper()}: " if where else ""
+            typer.echo(f"configuration error: {name}{err['msg']}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def _migrated_engine(settings: Settings) -> Engine:
@@ -358,10 +368,19 @@ def index_cmd(
         except search.IndexBusyError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from exc
+    embeddings = f"embeddings: {report.embedded} computed, {report.unchanged} unchanged; "
+    if report.backend == "postgres":
+        typer.echo(
+            "keyword index: PostgreSQL full-text search (always current); "
+            + embeddings
+            + f"vector index: {report.vectors} vectors ({report.vectors_synced} synced to pgvector)"
+        )
+        return
     typer.echo(
         f"keyword index: {report.keyword_updated} updated, {report.keyword_deleted} removed; "
-        f"embeddings: {report.embedded} computed, {report.unchanged} unchanged; "
-        f"vector index: {report.vectors} vectors" + (" (rebuilt)" if report.vectors_rebuilt else "")
+        + embeddings
+        + f"vector index: {report.vectors} vectors"
+        + (" (rebuilt)" if report.vectors_rebuilt else "")
     )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -80,6 +82,9 @@ class Settings(BaseSettings):
     digest_unsubscribe_mailto: str = ""  # List-Unsubscribe mailto address; "" = mail_from's
 
     # Search (see README ## Search)
+    # auto = PostgreSQL full-text search + pgvector when the database is PostgreSQL, else the
+    # embedded tantivy + vector files in data_dir; embedded | postgres force one.
+    search_backend: Literal["auto", "embedded", "postgres"] = "auto"
     search_semantic: bool = True  # False = keyword-only search; no model is loaded
     search_max_tokens: int = 256  # embedding truncation (MiniLM-L6 was trained at 256 word pieces)
     search_embed_batch: int = 8  # texts per ONNX run; bigger batches only add padding + memory
@@ -87,6 +92,9 @@ class Settings(BaseSettings):
     search_query_threads: int = 1  # per query: each web worker runs one; more threads only spin
     search_exact_max: int = 200_000  # above this many vectors, use faiss IVF-SQ8 instead of exact
     search_ivf_nprobe: int = 64  # IVF cells per query: recall@10 0.953 at 1M (32 gave 0.919)
+    # pgvector HNSW candidate list per query (raised to the k asked, capped at 1000): recall vs
+    # latency, measured by bench/pgvector_vs_embedded.py (README "Search on PostgreSQL").
+    search_hnsw_ef_search: int = 200
     # Trending (see paperfeed.ranking for the formula and why each default is what it is)
     trending_gravity_s: float = 86400.0  # seconds of age that cost one point (1 day)
     trending_vote_weight: float = 1.0  # points per tenfold upvotes (log10)
@@ -98,6 +106,15 @@ class Settings(BaseSettings):
     # Operations
     log_format: str = "json"  # "json" (one object per line, for log shippers) | "text"
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _search_backend_fits_database(self) -> Settings:
+        if self.search_backend == "postgres" and not self.database_url.startswith("postgresql"):
+            raise ValueError(
+                "PAPERFEED_SEARCH_BACKEND=postgres needs a postgresql:// PAPERFEED_DATABASE_URL "
+                "(use auto or embedded with SQLite)"
+            )
+        return self
 
     @property
     def is_sqlite(self) -> bool:

@@ -24,7 +24,7 @@ MIN_SECRET_LEN = 32  # characters; `python -c "import secrets; print(secrets.tok
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}  # noqa: S104 - names, not a bind
 SMTP_TIMEOUT_S = 5.0
 # Modules that may register checks (search indexes, job queue, ...), imported if present.
-SUBSYSTEMS = ("paperfeed.search", "paperfeed.jobs", "paperfeed.mail", "paperfeed.pgsearch")
+SUBSYSTEMS = ("paperfeed.search", "paperfeed.jobs", "paperfeed.mail")
 
 
 @dataclass(frozen=True)
@@ -224,8 +224,10 @@ def _check_smtp(settings: Settings) -> list[Result]:
 
 @check("search")
 def check_search(settings: Settings, engine: Engine) -> list[Result]:
-    from paperfeed.search import is_indexed
+    from paperfeed.search import is_indexed, store
 
+    if store.backend(settings) == store.POSTGRES:
+        return _check_pg_search(settings, engine)
     if not is_indexed(settings):
         return [
             Result(
@@ -236,6 +238,47 @@ def check_search(settings: Settings, engine: Engine) -> list[Result]:
             )
         ]
     return [Result("search", OK, "search indexes present")]
+
+
+def _check_pg_search(settings: Settings, engine: Engine) -> list[Result]:
+    """PostgreSQL search: the tsvector column, pgvector, and embeddings not yet synced."""
+    from paperfeed.search import pg
+
+    try:
+        st = pg.status(engine)
+    except Exception as exc:  # unreachable database: check_database says why
+        return [Result("search", FAIL, f"PostgreSQL search: {type(exc).__name__}", "see database")]
+    if not st.keyword_column:
+        return [
+            Result("search", FAIL, "papers.search_tsv is missing", "run `paperfeed db upgrade`")
+        ]
+    out = [Result("search", OK, f"PostgreSQL full-text search over {st.papers} papers")]
+    if not settings.search_semantic:
+        return out
+    if not st.pgvector:
+        out.append(
+            Result(
+                "search.vectors",
+                WARN,
+                "pgvector is not installed on the server: semantic search reads vector files "
+                f"under {settings.data_dir / 'search'} (one machine only)",
+                "install pgvector, `CREATE EXTENSION vector`, and recreate the database's "
+                "search columns (see README ## Production)",
+            )
+        )
+    elif st.embedded < st.papers or st.vectors < st.embedded:
+        out.append(
+            Result(
+                "search.vectors",
+                WARN,
+                f"{st.papers - st.embedded} papers without embeddings, "
+                f"{max(0, st.embedded - st.vectors)} embeddings not yet in pgvector",
+                "run `paperfeed index` (and schedule it after every ingestion)",
+            )
+        )
+    else:
+        out.append(Result("search.vectors", OK, f"pgvector HNSW holds {st.vectors} vectors"))
+    return out
 
 
 @check("queue")

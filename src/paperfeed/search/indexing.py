@@ -41,6 +41,8 @@ class IndexReport:
     unchanged: int = 0
     vectors: int = 0
     vectors_rebuilt: bool = False
+    backend: str = store.EMBEDDED
+    vectors_synced: int = 0  # PostgreSQL: embeddings copied into the pgvector column
 
 
 def text_hash(text: str) -> str:
@@ -48,7 +50,16 @@ def text_hash(text: str) -> str:
 
 
 @contextmanager
-def _exclusive(settings: Settings) -> Iterator[None]:
+def _exclusive(settings: Settings, engine: Engine) -> Iterator[None]:
+    if store.backend(settings) == store.POSTGRES:
+        from paperfeed.search import pg
+
+        try:
+            with pg.exclusive(engine):
+                yield
+        except pg.IndexLockedError as exc:
+            raise IndexBusyError(str(exc)) from exc
+        return
     path = store.search_dir(settings)
     path.mkdir(parents=True, exist_ok=True)
     with (path / "index.lock").open("w") as fh:
@@ -80,7 +91,7 @@ def _after(mark: dict[str, Any]) -> Any:
 def _sync_keyword(
     engine: Engine, settings: Settings, report: IndexReport, progress: Progress | None
 ) -> None:
-    backend = store.handles(settings).keyword
+    backend = store.embedded(settings).keyword
     with db.read(engine) as conn:
         mark = {} if backend.fresh else _get_state(conn, KEYWORD_STATE)
         total = conn.execute(
@@ -141,7 +152,7 @@ def _keyword_drifted(engine: Engine, settings: Settings) -> bool:
         visible = conn.execute(
             select(func.count()).select_from(Paper).where(Paper.hidden.is_(False))
         ).scalar_one()
-    return store.handles(settings).keyword.count() != visible
+    return store.embedded(settings).keyword.count() != visible
 
 
 def _embed(
@@ -242,12 +253,50 @@ def _sync_vectors(
         progress("vector index", count, count)
 
 
+def _sync_pgvector(
+    engine: Engine, settings: Settings, report: IndexReport, progress: Progress | None
+) -> None:
+    """PostgreSQL: copy new embeddings into embeddings.vec (its HNSW index follows)."""
+    from paperfeed.search import pg
+
+    model_id = get_embedder(settings.search_max_tokens, settings.search_threads).model_id
+    report.vectors_synced = pg.sync_vectors(
+        engine,
+        model_id,
+        (lambda done, total: progress("pgvector", done, total)) if progress else None,
+    )
+    report.vectors = pg.vector_count(engine)
+    report.vectors_rebuilt = report.vectors_synced > 0
+
+
+def _pg_index(
+    engine: Engine, settings: Settings, report: IndexReport, progress: Progress | None
+) -> None:
+    """PostgreSQL: the keyword column is generated, so only embeddings and vectors are work."""
+    from paperfeed.search import pg
+
+    report.backend = store.POSTGRES
+    if not settings.search_semantic:
+        return
+    _embed(engine, settings, report, progress)
+    with db.read(engine) as conn:
+        vectors_in_db = pg.has_pgvector(conn)
+    if vectors_in_db:
+        _sync_pgvector(engine, settings, report, progress)
+    else:  # no pgvector on the server: vector files in data_dir, as embedded
+        _sync_vectors(engine, settings, report, progress)
+
+
 def index_pending(
     engine: Engine, settings: Settings, progress: Progress | None = None
 ) -> IndexReport:
     """Embed new/changed papers and bring the keyword and vector indexes up to date."""
     report = IndexReport()
-    with _exclusive(settings):
+    if store.backend(settings) == store.POSTGRES:
+        with _exclusive(settings, engine):
+            _pg_index(engine, settings, report, progress)
+        return report
+    with _exclusive(settings, engine):
         _sync_keyword(engine, settings, report, progress)
         if _keyword_drifted(engine, settings):
             store.handles(settings).keyword.clear()

@@ -1,6 +1,6 @@
 """Keyword retrieval behind a small interface; tantivy (BM25, on disk) is the implementation.
 
-A PostgreSQL tsvector backend can implement `KeywordBackend` with the same `ParsedQuery` input.
+The PostgreSQL tsvector backend (search/pg.py) implements `KeywordBackend` with the same input.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class KeywordBackend(Protocol):
     def clear(self) -> None: ...
 
 
-def _analyzers() -> dict[str, tantivy.TextAnalyzer]:
+def analyzers() -> dict[str, tantivy.TextAnalyzer]:
     base = tantivy.Tokenizer.simple()
     return {
         # English text: split on non-alphanumerics, fold accents, Porter-style stemming.
@@ -108,7 +108,7 @@ class TantivyBackend:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.schema = _schema()
-        self.analyzers = _analyzers()
+        self.analyzers = analyzers()
         version_file = path / "SCHEMA_VERSION"
         if path.exists() and (
             not version_file.exists() or version_file.read_text().strip() != str(SCHEMA_VERSION)

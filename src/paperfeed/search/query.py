@@ -73,6 +73,22 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
 
 
+def fold_table() -> tuple[str, str]:
+    """fold()'s accent stripping for Latin letters as a translate() table (for SQL, case kept).
+
+    Migration 0005_search_fold carries a frozen copy; tests/test_search_pg.py checks they agree.
+    """
+    src, dst = [], []
+    for cp in [*range(0xC0, 0x250), *range(0x1E00, 0x1F00)]:
+        c = chr(cp)
+        decomposed = unicodedata.normalize("NFKD", c)
+        base = "".join(x for x in decomposed if not unicodedata.combining(x))
+        if decomposed != c and len(base) == 1 and base.isascii() and base.isalpha():
+            src.append(c)
+            dst.append(base)
+    return "".join(src), "".join(dst)
+
+
 def title_key(text: str) -> str:
     """Normalised title for exact-title matching: folded, punctuation to spaces, collapsed."""
     return " ".join(re.sub(r"[^\w]+", " ", fold(text)).split())

@@ -17,7 +17,6 @@ from paperfeed.search.embedder import get_embedder
 from paperfeed.search.fusion import FusionParams, fuse
 from paperfeed.search.query import ParsedQuery, parse_query
 from paperfeed.search.snippets import snippet_html
-from paperfeed.search.vectors import VectorIndex
 from paperfeed.sources import InvalidArxivId, parse_arxiv_id
 
 POOL = 100  # candidates taken from each side before fusion (the page is cut from the fused list)
@@ -59,8 +58,8 @@ class SearchPage:
 
 
 def is_indexed(settings: Settings) -> bool:
-    """Whether `paperfeed index` has published indexes under settings.data_dir."""
-    return (store.search_dir(settings) / "GENERATION").exists()
+    """Whether keyword search can answer (PostgreSQL: always; embedded: after `paperfeed index`)."""
+    return store.is_indexed(settings)
 
 
 def _exact_id(raw: str) -> str | None:
@@ -82,10 +81,10 @@ def _paper_ids_for(conn: Connection, arxiv_ids: list[str]) -> dict[str, int]:
 
 
 def _semantic(
-    settings: Settings, text: str, k: int
-) -> tuple[list[tuple[int, float]], VectorIndex | None, np.ndarray | None]:
+    settings: Settings, h: store.Handles, text: str, k: int
+) -> tuple[list[tuple[int, float]], store.VectorSearcher | None, np.ndarray | None]:
     """Top-k by cosine, with the index and query vector (for scoring more candidates)."""
-    index = store.handles(settings).vectors.get()
+    index = h.vectors.get()
     if index is None or not text or not settings.search_semantic:
         return [], None, None
     embedder = get_embedder(settings.search_max_tokens, settings.search_query_threads)
@@ -94,16 +93,16 @@ def _semantic(
 
 
 def hybrid_lists(
-    settings: Settings, q: ParsedQuery, pool: int = POOL
+    settings: Settings, q: ParsedQuery, pool: int = POOL, conn: Connection | None = None
 ) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
     """Both rankings over the union of their top-`pool` candidates, every candidate scored
     by both sides: the exact cosine of keyword-only hits, the BM25 of semantic-only ones.
     Fusing complete scores instead of two truncated lists (where a paper missing from one
     counts as zero there) gains 0.6 nDCG@10 on SciFact train and 7 points of Recall@100 on
-    CACM (README ## Search)."""
-    h = store.handles(settings)
+    CACM (README ## Search). `conn`: the PostgreSQL backends read through it."""
+    h = store.handles(settings, conn)
     keyword = h.keyword.search(q, pool).hits
-    semantic, index, vec = _semantic(settings, q.text, pool) if q.text else ([], None, None)
+    semantic, index, vec = _semantic(settings, h, q.text, pool) if q.text else ([], None, None)
     if q.phrases or q.excludes or q.has_filters:
         allowed = h.keyword.filter_ids(q, [pid for pid, _ in semantic])
         semantic = [(pid, s) for pid, s in semantic if pid in allowed]
@@ -141,7 +140,7 @@ def search(
     if q.is_empty:
         page.message = "Type some words, an arXiv id, or a filter such as author:hinton."
         return page
-    h = store.handles(settings)
+    h = store.handles(settings, conn)
     pinned: list[int] = []
     # Exact arXiv id ('2405.15738', 'arXiv:2405.15738v2', an abs URL) or id-like text.
     exact = _exact_id(q.raw)
@@ -165,7 +164,7 @@ def search(
     keyword_hits = kw.hits if kw else []
     semantic_hits: list[tuple[int, float]] = []
     if mode == "semantic" and q.text:
-        semantic_hits, _, _ = _semantic(settings, q.text, pool)
+        semantic_hits, _, _ = _semantic(settings, h, q.text, pool)
         if q.phrases or q.excludes or q.has_filters:
             allowed = h.keyword.filter_ids(q, [pid for pid, _ in semantic_hits])
             semantic_hits = [(pid, s) for pid, s in semantic_hits if pid in allowed]
@@ -174,7 +173,7 @@ def search(
     elif mode == "semantic":
         ranked = semantic_hits
     else:
-        keyword_hits, semantic_hits = hybrid_lists(settings, q, pool)
+        keyword_hits, semantic_hits = hybrid_lists(settings, q, pool, conn)
         ranked = fuse(keyword_hits, semantic_hits, fusion or FusionParams())
     if mode == "hybrid" and _is_author_query(q) and ranked:
         by_author = h.keyword.filter_ids(
@@ -198,7 +197,7 @@ def search(
     )
     ranked = [r for r in ranked if r[0] in visible]
     # Candidates after fusion; a full pool means there may be more (counting them all would
-    # turn off tantivy's WAND pruning), which the page shows as "100+".
+    # turn off tantivy's WAND pruning, or rank every match on PostgreSQL): the page shows "100+".
     page.total = len(ranked)
     page.total_is_lower_bound = len(keyword_hits) >= pool or len(semantic_hits) >= pool
     matched = kw.matched_terms if kw else set()
@@ -292,7 +291,7 @@ def similar(conn: Connection, settings: Settings, paper_id: int, k: int = 10) ->
     if not is_indexed(settings):
         return []
     row = conn.execute(select(Embedding.vector).where(Embedding.paper_id == paper_id)).first()
-    index = store.handles(settings).vectors.get()
+    index = store.handles(settings, conn).vectors.get()
     if row is None or index is None:
         return []
     vec = np.frombuffer(row[0], dtype=np.float32)

@@ -1,0 +1,495 @@
+"""PostgreSQL search backends: full-text search (weighted tsvector + GIN) and pgvector HNSW.
+
+Used instead of the embedded tantivy / numpy-faiss indexes when the catalog lives in PostgreSQL
+(`PAPERFEED_SEARCH_BACKEND=auto`, the default): every web process on every machine then reads
+the same, always-current indexes, and there are no index files to build, copy or lock. The
+columns and indexes come from migrations 0003_postgres_search and 0005_search_fold:
+`papers.search_tsv` is a stored generated column (so the keyword side never lags the catalog)
+and `embeddings.vec` is filled from the stored float32 vectors by `paperfeed index`
+(sync_vectors). The backends read through the caller's connection: the request's transaction
+(and snapshot) is the search's too.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tantivy
+from sqlalchemy import Connection, Engine, bindparam, text
+
+from paperfeed import db
+from paperfeed.search.keyword import KeywordDoc, KeywordResult, analyzers
+from paperfeed.search.query import ParsedQuery, fold, fold_table, title_key
+
+# ts_rank weights for {D, C, B, A} = {-, abstract, authors, title}: title > authors > abstract,
+# as on the tantivy side (not tuned: bench/search_quality.py measures the embedded backend).
+RANK_WEIGHTS = "{0.1, 0.5, 0.75, 1.0}"
+COUNT_CAP = 1000  # matches counted for paging ("1000+"): counting all of a broad query is slow
+CANDIDATES = 2000  # matches ranked per tier (ts_rank costs ~2 µs each, there is no pruning)
+TOKEN = re.compile(r"[^\W_]+")  # what may go into to_tsquery text: letters and digits only
+MAX_TOKENS = 16  # words in the all-in-the-title tier (the parser already caps clauses at 32)
+EF_SEARCH_DEFAULT = 40  # pgvector's own default candidate list (PAPERFEED_SEARCH_HNSW_EF_SEARCH)
+HNSW_EF_SEARCH_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
+FUZZY_MIN_CHARS = 5  # as the tantivy side: shorter words have too many neighbours
+FUZZY_MAX_CHARS = 40  # longer "words" are noise (the tantivy analyzers drop them too)
+FUZZY_ALPHABET = "abcdefghijklmnopqrstuvwxyz"  # one-edit variants of plain ASCII words only
+SYNC_BATCH = 2000  # vectors copied into the pgvector column per transaction
+BULK_REBUILD_MIN = 50_000  # pending vectors from which the HNSW index is rebuilt, not grown
+# Migration 0003's HNSW index (pgvector defaults: m links per node, ef_construction candidates).
+HNSW_INDEX = "ix_embeddings_vec_hnsw"
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+# Build memory for that index: the graph of 1M 384-d vectors needs ~2 GB to build in memory;
+# with less PostgreSQL finishes on disk, slower. Per session, the server's own setting is kept.
+HNSW_BUILD_MEMORY = "1GB"
+LOCK_NAME = "paperfeed:search-index"  # session advisory lock: one `paperfeed index` at a time
+_FROM, _TO = fold_table()
+# search.query.title_key in SQL; the same expression as index ix_papers_title_key (0005).
+TITLE_KEY_SQL = (
+    f"btrim(regexp_replace(lower(translate(title, '{_FROM}', '{_TO}')), "
+    "'[^[:alnum:]_]+', ' ', 'g'))"
+)
+
+
+class IndexLockedError(RuntimeError):
+    """Another process holds the search-index lock."""
+
+
+@functools.cache
+def _english() -> tantivy.TextAnalyzer:
+    return analyzers()["pf_en"]  # highlighting only: the same stems as the tantivy side
+
+
+def _word_query(params: dict[str, Any], word: str) -> str:
+    """A tsquery matching a word stemmed (English: titles, abstracts) or as a name (simple)."""
+    key = f"w{len(params)}"
+    params[key] = word
+    return f"(plainto_tsquery('english', :{key}) || plainto_tsquery('simple', :{key}))"
+
+
+def _name_query(params: dict[str, Any], name: str) -> str | None:
+    """A tsquery for a (folded) name as consecutive words of the author list (weight B)."""
+    tokens = TOKEN.findall(fold(name))[:MAX_TOKENS]
+    if not tokens:
+        return None
+    key = f"n{len(params)}"
+    params[key] = " <-> ".join(f"{t}:B" for t in tokens)
+    return f"to_tsquery('simple', :{key})"
+
+
+def one_edit(word: str) -> list[str]:
+    """Every string one deletion, transposition, replacement or insertion away (Norvig)."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    out = {a + b[1:] for a, b in splits if b}
+    out |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    out |= {a + c + b[1:] for a, b in splits if b for c in FUZZY_ALPHABET}
+    out |= {a + c + b for a, b in splits for c in FUZZY_ALPHABET}
+    out.discard(word)
+    return sorted(out)
+
+
+def _constraints(q: ParsedQuery, params: dict[str, Any]) -> list[str]:
+    """Phrases, exclusions and filters as SQL conditions on papers p (always: not hidden)."""
+    where = ["NOT p.hidden"]
+    for phrase in q.phrases:
+        key = f"ph{len(params)}"
+        params[key] = phrase
+        where.append(
+            f"(p.search_tsv @@ phraseto_tsquery('english', :{key}) "
+            f"OR p.search_tsv @@ phraseto_tsquery('simple', :{key}))"
+        )
+    for excluded in q.excludes:
+        where.append(f"NOT (p.search_tsv @@ {_word_query(params, excluded)})")
+    for name in q.authors:
+        tsq = _name_query(params, name)
+        where.append(f"p.search_tsv @@ {tsq}" if tsq else "FALSE")
+    for cat in q.categories:
+        key = f"c{len(params)}"
+        params[key], params[key + "p"] = cat.lower(), cat.lower() + ".%"
+        where.append(
+            "EXISTS (SELECT 1 FROM paper_categories c WHERE c.paper_id = p.id AND "
+            f"(lower(c.category) = :{key} OR lower(c.category) LIKE :{key}p))"
+        )
+    if q.date_from:
+        params["dfrom"] = q.date_from
+        where.append("p.published >= :dfrom")
+    if q.date_to:
+        params["dto"] = q.date_to
+        where.append("p.published <= :dto")
+    if q.has_code:
+        where.append("coalesce(p.code_url, '') <> ''")
+    return where
+
+
+class PgKeywordBackend:
+    """KeywordBackend over papers.search_tsv (see paperfeed.search.keyword.KeywordBackend)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def analyze(self, value: str) -> list[str]:
+        return list(_english().analyze(value))
+
+    def _tier(
+        self, tsq: str, score: str, cond: str, params: dict[str, Any], n: int, skip: set[int]
+    ) -> list[tuple[int, float]]:
+        """Up to n papers matching tsq (+ constraints), best score first, among CANDIDATES."""
+        # tsq is written out (not a CTE): with constant arguments the planner folds it and
+        # estimates its selectivity from the column statistics, so rare words use the GIN index.
+        rows = self.conn.execute(
+            text(
+                f"SELECT p.id, {score} AS s FROM (SELECT p.id, p.search_tsv FROM papers p "
+                f"WHERE p.search_tsv @@ {tsq} AND {cond} LIMIT :cand) p "
+                "ORDER BY s DESC, p.id LIMIT :n"
+            ),
+            {**params, "cand": CANDIDATES, "n": n + len(skip)},
+        ).all()
+        return [(int(r[0]), float(r[1])) for r in rows if int(r[0]) not in skip][:n]
+
+    def _ranking(self, q: ParsedQuery, params: dict[str, Any]) -> tuple[list[str], str, str]:
+        """(tiers best first, any-word tsquery, score SQL) for the query's words.
+
+        Tiers: all words in the title, all words anywhere, any word. A paper's score is the
+        number of tiers below its best one plus ts_rank against any word (title > authors >
+        abstract), so search() and scores() agree.
+        """
+        words = [*q.terms, *q.phrases]
+        per_word = [_word_query(params, w) for w in words]
+        for i, word in enumerate(q.terms):
+            fuzzy = self._fuzzy(word)
+            if fuzzy is not None:
+                key = f"fz{i}"
+                params[key] = fuzzy
+                per_word[i] = f"({per_word[i]} || to_tsquery('english', :{key}))"
+        any_word = "(" + " || ".join(per_word) + ")"
+        tiers = []
+        tokens = [t for w in words for t in TOKEN.findall(w)][:MAX_TOKENS]
+        if tokens:
+            params["title_all"] = " & ".join(f"{t}:A" for t in tokens)
+            tiers.append("to_tsquery('english', :title_all)")
+        if len(per_word) > 1:
+            tiers.append("(" + " && ".join(per_word) + ")")
+        tiers.append(any_word)
+        bonus = " ".join(
+            f"WHEN p.search_tsv @@ {tsq} THEN {len(tiers) - 1 - i}"
+            for i, tsq in enumerate(tiers[:-1])
+        )
+        score = f"ts_rank('{RANK_WEIGHTS}', p.search_tsv, {any_word})"
+        if bonus:
+            score = f"(CASE {bonus} ELSE 0 END + {score})"
+        return tiers, any_word, score
+
+    def search(self, q: ParsedQuery, limit: int) -> KeywordResult:
+        """Best tier first; PostgreSQL ranks every candidate it is given (no top-k pruning
+        like BM25 engines), so each tier ranks at most CANDIDATES matches."""
+        words = [*q.terms, *q.phrases]
+        matched: set[str] = set()
+        for word in words:
+            matched.update(self.analyze(word))
+        params: dict[str, Any] = {"cap": COUNT_CAP}
+        cond = " AND ".join(_constraints(q, params))
+        if not words:
+            if not q.has_filters and not q.excludes:
+                return KeywordResult([], 0, matched)
+            # Filters only: newest first (relevance means nothing without words).
+            rows = self.conn.execute(
+                text(
+                    f"SELECT p.id FROM papers p WHERE {cond} "
+                    "ORDER BY p.published DESC NULLS LAST, p.id DESC LIMIT :limit"
+                ),
+                {**params, "limit": limit},
+            ).all()
+            total = self.conn.execute(
+                text(f"SELECT count(*) FROM (SELECT 1 FROM papers p WHERE {cond} LIMIT :cap) m"),
+                params,
+            ).scalar_one()
+            return KeywordResult([(int(r[0]), 0.0) for r in rows], int(total), matched)
+        tiers, any_word, score = self._ranking(q, params)
+        hits: list[tuple[int, float]] = []
+        seen: set[int] = set()
+        for tsq in tiers:
+            if len(hits) >= limit:
+                break
+            got = self._tier(tsq, score, cond, params, limit - len(hits), seen)
+            hits += got
+            seen.update(pid for pid, _ in got)
+        total = self.conn.execute(
+            text(
+                f"SELECT count(*) FROM (SELECT 1 FROM papers p "
+                f"WHERE p.search_tsv @@ {any_word} AND {cond} LIMIT :cap) m"
+            ),
+            params,
+        ).scalar_one()
+        return KeywordResult(hits, max(int(total), len(hits)), matched)
+
+    def scores(self, q: ParsedQuery, paper_ids: Sequence[int]) -> dict[int, float]:
+        """The score search() gives each of paper_ids (absent: no word matches), for scoring
+        the semantic side's candidates that the keyword top-k did not reach."""
+        if not paper_ids or not (q.terms or q.phrases):
+            return {}
+        params: dict[str, Any] = {"ids": [int(i) for i in paper_ids]}
+        cond = " AND ".join(_constraints(q, params))
+        _, any_word, score = self._ranking(q, params)
+        stmt = text(
+            f"SELECT p.id, {score} FROM papers p "
+            f"WHERE p.id IN :ids AND p.search_tsv @@ {any_word} AND {cond}"
+        ).bindparams(bindparam("ids", expanding=True))
+        return {int(r[0]): float(r[1]) for r in self.conn.execute(stmt, params)}
+
+    def _fuzzy(self, word: str) -> str | None:
+        """For a long word no paper contains (a typo): its one-edit variants, OR'ed.
+
+        PostgreSQL has no fuzzy term query without extensions (pg_trgm, fuzzystrmatch) that
+        hosted servers may lack; ~55 variants per letter through the GIN index cost a few ms.
+        """
+        w = word.lower()
+        if not FUZZY_MIN_CHARS <= len(w) <= FUZZY_MAX_CHARS or not (w.isascii() and w.isalpha()):
+            return None
+        known = self.conn.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM papers "
+                "WHERE search_tsv @@ plainto_tsquery('english', :w))"
+            ),
+            {"w": w},
+        ).scalar()
+        return None if known else " | ".join(one_edit(w))
+
+    def filter_ids(self, q: ParsedQuery, paper_ids: Sequence[int]) -> set[int]:
+        """Those of paper_ids that satisfy the query's phrases, exclusions and filters."""
+        params: dict[str, Any] = {"ids": [int(i) for i in paper_ids]}
+        where = _constraints(q, params)
+        if len(where) == 1 or not paper_ids:  # only "not hidden": nothing to filter
+            return set(paper_ids)
+        stmt = text(f"SELECT p.id FROM papers p WHERE p.id IN :ids AND {' AND '.join(where)}")
+        stmt = stmt.bindparams(bindparam("ids", expanding=True))
+        return {int(r[0]) for r in self.conn.execute(stmt, params)}
+
+    def title_matches(self, value: str) -> list[int]:
+        key = title_key(value)
+        if not key:
+            return []
+        rows = self.conn.execute(
+            text(
+                f"SELECT id FROM papers WHERE {TITLE_KEY_SQL} = :k AND NOT hidden "
+                "ORDER BY id LIMIT 5"
+            ),
+            {"k": key},
+        )
+        return [int(r[0]) for r in rows]
+
+    def count(self) -> int:
+        return int(
+            self.conn.execute(text("SELECT count(*) FROM papers WHERE NOT hidden")).scalar_one()
+        )
+
+    # The column is generated: writes are PostgreSQL's job.
+    def upsert(self, docs: Iterable[KeywordDoc]) -> int:
+        return len(list(docs))
+
+    def delete(self, paper_ids: Iterable[int]) -> None:
+        return None
+
+    def clear(self) -> None:
+        return None
+
+
+def vector_literal(vec: np.ndarray) -> str:
+    """pgvector's text form; 7 significant digits keep cosines to ~1e-7."""
+    return "[" + ",".join(f"{x:.7g}" for x in np.asarray(vec, dtype=np.float32).ravel()) + "]"
+
+
+class PgVectorIndex:
+    """Nearest neighbours by inner product (= cosine: vectors are unit) over embeddings.vec."""
+
+    def __init__(self, conn: Connection, ef_search: int = EF_SEARCH_DEFAULT) -> None:
+        self.conn = conn
+        self.ef_search = ef_search
+
+    def __len__(self) -> int:
+        return int(
+            self.conn.execute(
+                text("SELECT count(*) FROM embeddings WHERE vec IS NOT NULL")
+            ).scalar_one()
+        )
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Top-k (paper_id, cosine) from the HNSW index (approximate, like the IVF side)."""
+        if k <= 0:
+            return []
+        # At least k candidates, or fewer than k come back. SET LOCAL: this transaction only.
+        ef = min(HNSW_EF_SEARCH_MAX, max(int(self.ef_search), int(k)))
+        self.conn.execute(text(f"SET LOCAL hnsw.ef_search = {ef}"))
+        rows = self.conn.execute(
+            text(
+                "SELECT paper_id, -(vec <#> CAST(:q AS vector)) FROM embeddings "
+                "WHERE vec IS NOT NULL ORDER BY vec <#> CAST(:q AS vector) LIMIT :k"
+            ),
+            {"q": vector_literal(query), "k": int(k)},
+        ).all()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def scores(self, query: np.ndarray, paper_ids: list[int]) -> dict[int, float]:
+        """Exact cosine of the query with these papers' vectors (those synced), for scoring
+        keyword candidates that the semantic top-k did not reach."""
+        if not paper_ids:
+            return {}
+        stmt = text(
+            "SELECT paper_id, -(vec <#> CAST(:q AS vector)) FROM embeddings "
+            "WHERE paper_id IN :ids AND vec IS NOT NULL"
+        ).bindparams(bindparam("ids", expanding=True))
+        rows = self.conn.execute(
+            stmt, {"q": vector_literal(query), "ids": [int(i) for i in paper_ids]}
+        )
+        return {int(r[0]): float(r[1]) for r in rows}
+
+
+class PgVectorSource:
+    """Same shape as search.vectors.VectorCache: get() returns the (always current) index."""
+
+    def __init__(self, conn: Connection, ef_search: int = EF_SEARCH_DEFAULT) -> None:
+        self._index = PgVectorIndex(conn, ef_search)
+
+    def get(self) -> PgVectorIndex:
+        return self._index
+
+
+_PGVECTOR: dict[str, bool] = {}  # database URL -> has embeddings.vec (fixed by migration 0003)
+
+
+def has_pgvector(conn: Connection) -> bool:
+    """Whether migration 0003 could create embeddings.vec (pgvector installed on the server)."""
+    url = conn.engine.url.render_as_string(hide_password=True)
+    if url not in _PGVECTOR:
+        _PGVECTOR[url] = bool(
+            conn.execute(
+                text(
+                    "SELECT 1 FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() "
+                    "AND table_name = 'embeddings' AND column_name = 'vec'"
+                )
+            ).scalar()
+        )
+    return _PGVECTOR[url]
+
+
+def sync_vectors(
+    engine: Engine, model_id: str, progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Copy stored float32 vectors of this model into the pgvector column where it is empty.
+
+    A backfill larger than what the HNSW index already holds (the first `paperfeed index` of a
+    big catalog) drops the index and builds it again at the end: one bulk build is far cheaper
+    than as many single inserts into the graph. Either way the index exists when this returns.
+    """
+    with db.read(engine) as conn:
+        todo = int(
+            conn.execute(
+                text("SELECT count(*) FROM embeddings WHERE vec IS NULL AND model = :m"),
+                {"m": model_id},
+            ).scalar_one()
+        )
+        have = len(PgVectorIndex(conn))
+    rebuild = todo >= BULK_REBUILD_MIN and todo > have
+    if rebuild:
+        with db.transaction(engine) as conn:
+            conn.execute(text(f"DROP INDEX IF EXISTS {HNSW_INDEX}"))
+    done = 0
+    try:
+        while done < todo:
+            with db.transaction(engine) as conn:
+                rows = conn.execute(
+                    text(
+                        "SELECT paper_id, vector FROM embeddings "
+                        "WHERE vec IS NULL AND model = :m ORDER BY paper_id LIMIT :n"
+                    ),
+                    {"m": model_id, "n": SYNC_BATCH},
+                ).all()
+                if not rows:
+                    break
+                conn.execute(
+                    text(
+                        "UPDATE embeddings e SET vec = CAST(d.v AS vector) "
+                        "FROM unnest(CAST(:ids AS bigint[]), CAST(:vs AS text[])) AS d(p, v) "
+                        "WHERE e.paper_id = d.p"
+                    ),
+                    {
+                        "ids": [int(r[0]) for r in rows],
+                        "vs": [vector_literal(np.frombuffer(r[1], dtype=np.float32)) for r in rows],
+                    },
+                )
+            done += len(rows)
+            if progress:
+                progress(min(done, todo), todo)
+    finally:
+        ensure_hnsw_index(engine)
+    return done
+
+
+def ensure_hnsw_index(engine: Engine) -> None:
+    """(Re)build the HNSW index if it is missing: migration 0003's definition, bulk-built."""
+    with db.transaction(engine) as conn:
+        conn.execute(text(f"SET LOCAL maintenance_work_mem = '{HNSW_BUILD_MEMORY}'"))
+        conn.execute(
+            text(
+                f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON embeddings "
+                f"USING hnsw (vec vector_ip_ops) WITH (m = {HNSW_M}, "
+                f"ef_construction = {HNSW_EF_CONSTRUCTION})"
+            )
+        )
+
+
+def vector_count(engine: Engine) -> int:
+    with db.read(engine) as conn:
+        return len(PgVectorIndex(conn))
+
+
+@contextmanager
+def exclusive(engine: Engine) -> Iterator[None]:
+    """Hold a session advisory lock (every machine sees it) for the duration; never waits."""
+    digest = hashlib.blake2b(LOCK_NAME.encode(), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    with engine.connect() as conn:
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+        conn.commit()
+        if not got:
+            raise IndexLockedError("another `paperfeed index` is running; try again later")
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()
+
+
+@dataclass
+class Status:
+    """What `paperfeed doctor` reports about PostgreSQL search."""
+
+    keyword_column: bool  # papers.search_tsv exists (migrations 0003/0004)
+    pgvector: bool  # embeddings.vec exists
+    papers: int  # visible papers
+    embedded: int  # papers with a stored embedding
+    vectors: int  # embeddings copied into the pgvector column
+
+
+def status(engine: Engine) -> Status:
+    with db.read(engine) as conn:
+        tsv = bool(
+            conn.execute(
+                text(
+                    "SELECT 1 FROM information_schema.columns WHERE table_schema = "
+                    "current_schema() AND table_name = 'papers' AND column_name = 'search_tsv'"
+                )
+            ).scalar()
+        )
+        vec = has_pgvector(conn)
+        papers = conn.execute(text("SELECT count(*) FROM papers WHERE NOT hidden")).scalar_one()
+        embedded = conn.execute(text("SELECT count(*) FROM embeddings")).scalar_one()
+        vectors = len(PgVectorIndex(conn)) if vec else 0
+    return Status(tsv, vec, int(papers), int(embedded), vectors)

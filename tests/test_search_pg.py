@@ -1,0 +1,248 @@
+"""Search on PostgreSQL's own indexes (tsvector + pgvector): no files, shared by every process.
+
+The behaviour both backends share is tested in tests/test_search.py (which runs in both passes);
+here is what differs on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pydantic
+import pytest
+from sqlalchemy import Engine, text, update
+
+from paperfeed import db
+from paperfeed.config import Settings
+from paperfeed.models import Paper
+from paperfeed.search import IndexBusyError, index_pending, search, similar, store
+from paperfeed.search.query import fold_table
+from search_catalog import PAPERS, add_papers, edit_paper, paper_id
+
+PAPERFEED = str(Path(sys.executable).parent / "paperfeed")
+postgres = pytest.mark.postgres
+
+
+def hits(engine: Engine, settings: Settings, query: str, **kw: object) -> list[str]:
+    with db.read(engine) as conn:
+        return [h.arxiv_id for h in search(conn, settings, query, **kw).hits]  # type: ignore[arg-type]
+
+
+def test_backend_setting() -> None:
+    sqlite = Settings(database_url="sqlite://")
+    pg = "postgresql+psycopg://u@h/db"
+    assert store.backend(sqlite) == store.EMBEDDED
+    assert store.backend(Settings(database_url=pg)) == store.POSTGRES
+    assert store.backend(Settings(database_url=pg, search_backend="embedded")) == store.EMBEDDED
+    with pytest.raises(pydantic.ValidationError, match="needs a postgresql"):
+        Settings(database_url="sqlite://", search_backend="postgres")
+    with pytest.raises(pydantic.ValidationError):
+        Settings(search_backend="elastic")  # type: ignore[arg-type]
+
+
+def test_fold_table_matches_the_migrations_frozen_copy() -> None:
+    versions = Path(__file__).resolve().parents[1] / "src/paperfeed/migrations/versions"
+    sys.path.insert(0, str(versions))
+    try:
+        migration = importlib.import_module("0005_search_fold")
+    finally:
+        sys.path.remove(str(versions))
+    assert fold_table() == (migration.FOLD_FROM, migration.FOLD_TO)
+    from paperfeed.search import pg
+
+    assert pg.TITLE_KEY_SQL == migration.TITLE_KEY  # the expression ix_papers_title_key indexes
+
+
+@postgres
+def test_index_writes_no_files_and_keeps_pgvector_in_step(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paperfeed.search import pg
+
+    monkeypatch.setattr(pg, "BULK_REBUILD_MIN", 3)  # the first sync is a "backfill": rebuild
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS[:3])
+    seen: list[tuple[str, int, int]] = []
+    first = index_pending(engine, settings, progress=lambda *a: seen.append(a))
+    assert (first.backend, first.embedded, first.vectors_synced, first.vectors) == (
+        "postgres",
+        3,
+        3,
+        3,
+    )
+    assert ("pgvector", 3, 3) in seen
+    with db.read(engine) as conn:
+        index = conn.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_embeddings_vec_hnsw'")
+        ).scalar()
+        assert "hnsw" in index and "vector_ip_ops" in index  # rebuilt after the backfill
+    assert first.keyword_updated == 0  # the tsvector column is PostgreSQL's to maintain
+    assert not settings.data_dir.exists()  # no tantivy, no vector files, no lock file
+    again = index_pending(engine, settings)
+    assert (again.embedded, again.vectors_synced, again.vectors) == (0, 0, 3)
+    with db.transaction(engine) as conn:
+        edit_paper(conn, "1706.03762", title="Photosynthesis Is All You Need")
+        add_papers(conn, [PAPERS[8]])
+    # Keyword search sees the change at once: the column is generated in the same transaction.
+    assert hits(engine, settings, "photosynthesis", mode="keyword")[0] == "1706.03762"
+    third = index_pending(engine, settings)
+    assert (third.embedded, third.vectors_synced, third.vectors) == (2, 2, 4)
+    with db.read(engine) as conn:
+        stale = conn.execute(text("SELECT count(*) FROM embeddings WHERE vec IS NULL"))
+        assert stale.scalar_one() == 0
+    assert "2402.00002" in hits(engine, settings, "crops short of water", mode="semantic")[:2]
+    # Hiding takes effect without indexing, on both sides.
+    with db.transaction(engine) as conn:
+        conn.execute(update(Paper).where(Paper.arxiv_id == "2006.11239").values(hidden=True))
+    assert hits(engine, settings, "denoising", mode="keyword") == []
+    assert "2006.11239" not in hits(engine, settings, "denoising diffusion", mode="semantic")
+    assert not settings.data_dir.exists()
+
+
+@postgres
+def test_keyword_search_works_before_the_first_index(settings: Settings, engine: Engine) -> None:
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS)
+    with db.read(engine) as conn:
+        page = search(conn, settings, "residual learning")
+        assert page.hits[0].arxiv_id == "1512.03385"
+        assert page.notices == []  # no "index not built" fallback
+        ddpm = paper_id(conn, "2006.11239")
+        assert similar(conn, settings, ddpm) == []  # no vectors yet: nothing, not an error
+    assert hits(engine, settings, "author:vaswani") == ["1706.03762"]
+
+
+@postgres
+def test_one_indexer_at_a_time_across_machines(settings: Settings, engine: Engine) -> None:
+    from paperfeed.search import pg
+
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS[8:9])
+    other = db.make_engine(settings.database_url)  # another machine's connection pool
+    try:
+        with pg.exclusive(other), pytest.raises(IndexBusyError):
+            index_pending(engine, settings)
+    finally:
+        other.dispose()
+    assert index_pending(engine, settings).embedded == 1  # the lock went with its holder
+
+
+@postgres
+def test_exact_title_lookup_uses_its_index(settings: Settings, engine: Engine) -> None:
+    from paperfeed.search import pg
+
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS)
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = conn.execute(
+            text(f"EXPLAIN SELECT id FROM papers WHERE {pg.TITLE_KEY_SQL} = 'x'")
+        ).scalars()
+        assert "ix_papers_title_key" in " ".join(plan)
+        # Folded like search.query.title_key: accents off, punctuation to spaces.
+        edit_paper(conn, "2402.00002", title="Photosynthèse: efficacité des cultures")
+    assert hits(engine, settings, "photosynthese efficacite des cultures")[0] == "2402.00002"
+
+
+@postgres
+def test_forcing_the_embedded_backend_on_postgresql(settings: Settings, engine: Engine) -> None:
+    embedded = settings.model_copy(update={"search_backend": "embedded", "search_semantic": False})
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS[:3])
+    report = index_pending(engine, embedded)
+    assert (report.backend, report.keyword_updated) == ("embedded", 3)
+    assert (settings.data_dir / "search" / "keyword").is_dir()
+    assert hits(engine, embedded, "diffusion", mode="keyword")[0] == "2006.11239"
+
+
+@postgres
+def test_another_process_sees_new_papers_without_reload(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    """A web process with its own (empty) data dir, as on another machine, serves search."""
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS[:3])
+    index_pending(engine, settings)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PAPERFEED_", "PROMETHEUS_"))},
+        "PAPERFEED_DATABASE_URL": settings.database_url,
+        "PAPERFEED_DATA_DIR": str(tmp_path / "elsewhere"),
+        "PAPERFEED_SECRET_KEY": "s" * 40,
+    }
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [PAPERFEED, "serve", "--workers", "1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}/api/v1/search"
+    try:
+        deadline = time.monotonic() + 120
+        while "Application startup complete" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.3)
+
+        def served(q: str, mode: str = "hybrid") -> list[str]:
+            r = httpx.get(base, params={"q": q, "mode": mode}, timeout=60)
+            assert r.status_code == 200, r.text
+            return [x["arxiv_id"] for x in r.json()["results"]]
+
+        assert served("diffusion")[0] == "2006.11239"
+        assert "2402.00002" not in served("drought plants")
+        with db.transaction(engine) as conn:
+            add_papers(conn, [PAPERS[8]])
+        assert served("drought plants", "keyword") == ["2402.00002"]  # before any index run
+        index_pending(engine, settings)
+        assert served("crops short of water", "semantic")[0] == "2402.00002"
+        r = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/papers/2006.11239/similar", params={"limit": 2}
+        )
+        assert r.status_code == 200
+        assert len(r.json()["results"]) == 2
+        assert not (tmp_path / "elsewhere" / "search").exists()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@postgres
+def test_hnsw_candidate_list_follows_the_setting(settings: Settings, engine: Engine) -> None:
+    import numpy as np
+
+    custom = settings.model_copy(update={"search_hnsw_ef_search": 123})
+    query = np.ones(384, dtype=np.float32) / np.sqrt(384)
+    with db.read(engine) as conn:
+        index = store.handles(custom, conn).vectors.get()
+        assert index is not None
+        assert index.search(query, 10) == []  # nothing synced yet
+        assert conn.execute(text("SHOW hnsw.ef_search")).scalar() == "123"
+        index.search(query, 500)  # a pool larger than the setting raises it
+        assert conn.execute(text("SHOW hnsw.ef_search")).scalar() == "500"
+
+
+def test_a_bad_search_backend_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from paperfeed.cli import app
+
+    monkeypatch.setenv("PAPERFEED_DATABASE_URL", "sqlite://")
+    monkeypatch.setenv("PAPERFEED_SEARCH_BACKEND", "postgres")
+    res = CliRunner().invoke(app, ["doctor"])
+    assert res.exit_code == 2
+    assert "PAPERFEED_SEARCH_BACKEND=postgres needs a postgresql://" in res.output
+    assert "Traceback" not in res.output
