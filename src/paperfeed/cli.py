@@ -6,10 +6,9 @@ from pathlib import Path
 
 import typer
 from rich.progress import TaskID
-from sqlalchemy import Engine
 
 from paperfeed import db, digest_cli
-from paperfeed.config import Settings, get_settings
+from paperfeed.cli_common import load_settings, migrated_engine
 from paperfeed.ingest_cli import export_app, ingest_app
 
 app = typer.Typer(help="paperfeed: a self-hostable research-paper hub.", no_args_is_help=True)
@@ -27,28 +26,7 @@ app.add_typer(import_app, name="import")
 WORKER_HEALTHCHECK_S = 60  # seconds a busy worker may take to answer the supervisor's ping
 
 
-def _settings() -> Settings:
-    """Settings from the environment; a bad value is one clear message and exit status 2."""
-    import pydantic
-
-    try:
-        return get_settings()
-    except pydantic.ValidationError as exc:
-        for err in exc.errors():
-            where = ".".join(str(x) for x in err["loc"])
-            name = f"PAPERFEED_{where.upper()}: " if where else ""
-            typer.echo(f"configuration error: {name}{err['msg']}", err=True)
-        raise typer.Exit(2) from exc
-
-
-def _migrated_engine(settings: Settings) -> Engine:
-    engine = db.make_engine(settings.database_url)
-    try:
-        db.check_migrated(engine)
-    except db.NotMigratedError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
-    return engine
+_settings = load_settings
 
 
 @db_app.command("upgrade")
@@ -63,12 +41,7 @@ def db_upgrade() -> None:
 @db_app.command("check")
 def db_check() -> None:
     """Exit 1 with the fix if the database is not migrated."""
-    engine = db.make_engine(_settings().database_url)
-    try:
-        db.check_migrated(engine)
-    except db.NotMigratedError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
+    migrated_engine(_settings())
     typer.echo("database is up to date")
 
 
@@ -116,7 +89,7 @@ def export_users(
     from paperfeed import userdata
 
     settings = _settings()
-    engine = _migrated_engine(settings)
+    engine = migrated_engine(settings)
     with db.read(engine) as conn:
         doc = userdata.export_all(conn, source=settings.base_url)
     text = json.dumps(doc, ensure_ascii=False, indent=1)
@@ -142,7 +115,7 @@ def import_users(
 
     from paperfeed import userdata
 
-    engine = _migrated_engine(_settings())
+    engine = migrated_engine(_settings())
     try:
         doc = json.loads(file.read_text(encoding="utf-8"))
         with db.transaction(engine) as conn:
@@ -176,12 +149,7 @@ def serve(
     from paperfeed import metrics
 
     settings = _settings()
-    engine = db.make_engine(settings.database_url)
-    try:
-        db.check_migrated(engine)
-    except db.NotMigratedError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
+    migrated_engine(settings)  # refuse an unmigrated database before starting workers
     if workers > 1 and not metrics.multiprocess_mode():
         # Several processes: /metrics must sum them (prometheus_client multiprocess mode).
         # The workers inherit this variable; the directory starts empty on every serve.
@@ -315,26 +283,11 @@ def trending_rescore() -> None:
     from paperfeed import ranking
 
     settings = _settings()
-    engine = db.make_engine(settings.database_url)
-    try:
-        db.check_migrated(engine)
-    except db.NotMigratedError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
+    engine = migrated_engine(settings)
     weights = ranking.Weights.from_settings(settings)
     with db.transaction(engine) as conn:
         changed = ranking.rescore(conn, weights)
     typer.echo(f"rescored: {changed} papers changed; weights {weights}")
-
-
-def _engine(settings: Settings) -> Engine:
-    engine = db.make_engine(settings.database_url)
-    try:
-        db.check_migrated(engine)
-    except db.NotMigratedError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
-    return engine
 
 
 @app.command("index")
@@ -347,7 +300,7 @@ def index_cmd(
     from paperfeed import search
 
     settings = _settings()
-    engine = _engine(settings)
+    engine = migrated_engine(settings, exit_code=2)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -398,7 +351,7 @@ def search_cmd(
     from paperfeed import search
 
     settings = _settings()
-    engine = _engine(settings)
+    engine = migrated_engine(settings, exit_code=2)
     if not search.is_indexed(settings):
         typer.echo("The search index is empty: run `paperfeed index` first.", err=True)
     with db.read(engine) as conn:

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import typer
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from paperfeed import db, mail, subscriptions
+from paperfeed.cli_common import migrated_engine
 from paperfeed.config import Settings, get_settings
 from paperfeed.digest import Edition
 from paperfeed.digest_send import send_edition
@@ -23,14 +24,8 @@ mail_app = typer.Typer(
 digest_app = typer.Typer(help="Email digests: subscriptions and editions.", no_args_is_help=True)
 
 
-def _engine(settings: Settings):  # type: ignore[no-untyped-def]
-    engine = db.make_engine(settings.database_url)
-    try:
-        db.check_migrated(engine)
-    except db.NotMigratedError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
-    return engine
+def _engine(settings: Settings) -> Engine:
+    return migrated_engine(settings, exit_code=2)
 
 
 @mail_app.command("outbox")

@@ -26,7 +26,8 @@ from rich.progress import (
 from sqlalchemy import Engine
 
 from paperfeed import db, ingest, papers
-from paperfeed.config import Settings, get_settings
+from paperfeed.cli_common import load_settings, migrated_engine
+from paperfeed.config import Settings
 from paperfeed.sources import arxiv_api, hf_daily, jsonl, oai, snapshot
 from paperfeed.sources.fetch import Fetcher, SourceError
 from paperfeed.sources.stream import Item
@@ -51,18 +52,11 @@ BatchOpt = typer.Option(ingest.BATCH_SIZE, "--batch-size", help="Records per tra
 RestartOpt = typer.Option(False, "--restart", help="Ignore the saved checkpoint; start over.")
 
 
-def _settings() -> Settings:
-    return get_settings()
+_settings = load_settings
 
 
 def _engine(settings: Settings) -> Engine:
-    engine = db.make_engine(settings.database_url)
-    try:
-        db.check_migrated(engine)
-    except db.NotMigratedError as exc:
-        say(str(exc))
-        raise typer.Exit(EXIT_ERROR) from exc
-    return engine
+    return migrated_engine(settings, exit_code=EXIT_ERROR)
 
 
 def _day(value: str | None, option: str) -> dt.date | None:
