@@ -19,7 +19,8 @@ from paperfeed.search.query import ParsedQuery, fold, title_key
 # BM25 runs over one "text" field (title + abstract, one length norm, as in BEIR's BM25
 # baseline) plus the title again at TITLE_BOOST, so a title word weighs 1.25x an abstract word.
 # Tuned on the SciFact *train* split (809 queries, nDCG@10): separate title^2 + abstract fields
-# 0.624; one text field 0.702; text + title^0.25 0.704 (bench/search_quality.py).
+# 0.624; one text field 0.702; text + title^0.25 0.704 (a one-off tantivy script over the
+# split, not kept; bench/search_quality.py measures the result).
 TEXT_BOOST = 1.0
 TITLE_BOOST = 0.25
 AUTHORS_BOOST = 1.5  # a name in the author list is a strong signal

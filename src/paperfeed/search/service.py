@@ -81,15 +81,20 @@ def _paper_ids_for(conn: Connection, arxiv_ids: list[str]) -> dict[str, int]:
 
 
 def _semantic(
-    settings: Settings, h: store.Handles, text: str, k: int
+    settings: Settings, h: store.Handles, q: ParsedQuery, k: int
 ) -> tuple[list[tuple[int, float]], store.VectorSearcher | None, np.ndarray | None]:
-    """Top-k by cosine, with the index and query vector (for scoring more candidates)."""
+    """Top-k by cosine among papers passing the query's phrases, exclusions and filters,
+    with the index and query vector (for scoring more candidates)."""
     index = h.vectors.get()
-    if index is None or not text or not settings.search_semantic:
+    if index is None or not q.text or not settings.search_semantic:
         return [], None, None
     embedder = get_embedder(settings.search_max_tokens, settings.search_query_threads)
-    vec = embedder.embed_query(text)
-    return index.search(vec, k), index, vec
+    vec = embedder.embed_query(q.text)
+    hits = index.search(vec, k)
+    if q.phrases or q.excludes or q.has_filters:
+        allowed = h.keyword.filter_ids(q, [pid for pid, _ in hits])
+        hits = [(pid, s) for pid, s in hits if pid in allowed]
+    return hits, index, vec
 
 
 def hybrid_lists(
@@ -98,14 +103,12 @@ def hybrid_lists(
     """Both rankings over the union of their top-`pool` candidates, every candidate scored
     by both sides: the exact cosine of keyword-only hits, the BM25 of semantic-only ones.
     Fusing complete scores instead of two truncated lists (where a paper missing from one
-    counts as zero there) gains 0.6 nDCG@10 on SciFact train and 7 points of Recall@100 on
-    CACM (README ## Search). `conn`: the PostgreSQL backends read through it."""
+    counts as zero there) keeps hybrid Recall@100 above both components on SciFact and CACM
+    (bench/search_quality.py, README ## Search). `conn`: the PostgreSQL backends read
+    through it."""
     h = store.handles(settings, conn)
     keyword = h.keyword.search(q, pool).hits
-    semantic, index, vec = _semantic(settings, h, q.text, pool) if q.text else ([], None, None)
-    if q.phrases or q.excludes or q.has_filters:
-        allowed = h.keyword.filter_ids(q, [pid for pid, _ in semantic])
-        semantic = [(pid, s) for pid, s in semantic if pid in allowed]
+    semantic, index, vec = _semantic(settings, h, q, pool)
     if index is not None and vec is not None:
         have = {pid for pid, _ in semantic}
         extra = index.scores(vec, [pid for pid, _ in keyword if pid not in have])
@@ -164,10 +167,7 @@ def search(
     keyword_hits = kw.hits if kw else []
     semantic_hits: list[tuple[int, float]] = []
     if mode == "semantic" and q.text:
-        semantic_hits, _, _ = _semantic(settings, h, q.text, pool)
-        if q.phrases or q.excludes or q.has_filters:
-            allowed = h.keyword.filter_ids(q, [pid for pid, _ in semantic_hits])
-            semantic_hits = [(pid, s) for pid, s in semantic_hits if pid in allowed]
+        semantic_hits, _, _ = _semantic(settings, h, q, pool)
     if mode == "keyword":
         ranked = keyword_hits
     elif mode == "semantic":
