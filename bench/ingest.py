@@ -5,7 +5,7 @@ wall-clock records/s, CPU records/s (user+sys; robust to other load on a shared 
 peak RSS. The second file replicates the sample to --replicate rows (ids rewritten to stay
 unique) to show that memory does not grow with the file.
 
-    python bench/ingest.py [--file F] [--replicate 300000] [--profile N]
+    python bench/ingest.py [--file F] [--replicate 300000] [--profile N [--sort tottime]]
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def ingest(path: Path, workdir: Path) -> dict[str, float]:
     }
 
 
-def profile(path: Path, workdir: Path, n: int) -> None:
+def profile(path: Path, workdir: Path, n: int, sort: str) -> None:
     """cProfile of the in-process pipeline over the first n lines (where the time goes)."""
     from paperfeed import db
     from paperfeed import ingest as pipeline
@@ -88,7 +88,7 @@ def profile(path: Path, workdir: Path, n: int) -> None:
     prof.enable()
     pipeline.run(engine, items)
     prof.disable()
-    pstats.Stats(prof).sort_stats(os.environ.get("PROF_SORT", "cumulative")).print_stats(30)
+    pstats.Stats(prof).sort_stats(sort).print_stats(30)
 
 
 def main() -> None:
@@ -96,11 +96,12 @@ def main() -> None:
     ap.add_argument("--file", type=Path, default=SAMPLE)
     ap.add_argument("--replicate", type=int, default=300_000, help="0 to skip")
     ap.add_argument("--profile", type=int, default=0, help="profile the first N lines")
+    ap.add_argument("--sort", default="cumulative", help="profile order: cumulative | tottime")
     opts = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="paperfeed-bench-") as tmp:
         workdir = Path(tmp)
         if opts.profile:
-            profile(opts.file, workdir, opts.profile)
+            profile(opts.file, workdir, opts.profile, opts.sort)
             return
         _, _, base_rss, _ = child([sys.executable, "-c", IMPORT_ONLY], dict(os.environ))
         print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")

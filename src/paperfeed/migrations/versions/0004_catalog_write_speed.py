@@ -56,16 +56,16 @@ def _categories(name: str, **kw: Any) -> None:
 
 def _rebuild_side_tables(with_rowid: bool) -> None:
     """SQLite cannot ALTER a table's rowid-ness: copy into a new table and swap it in."""
-    for table, make, cols, index, on in (
-        ("paper_authors", _authors, "paper_id, position, name, name_key", "name_key", "name_key"),
-        ("paper_categories", _categories, "paper_id, category", "category", "category"),
+    for table, make, cols, indexed in (
+        ("paper_authors", _authors, "paper_id, position, name, name_key", "name_key"),
+        ("paper_categories", _categories, "paper_id, category", "category"),
     ):
         make(f"{table}_new", sqlite_with_rowid=with_rowid)
         op.execute(f"INSERT INTO {table}_new ({cols}) SELECT {cols} FROM {table}")
-        op.drop_index(f"ix_{table}_{index}", table_name=table)
+        op.drop_index(f"ix_{table}_{indexed}", table_name=table)
         op.drop_table(table)
         op.rename_table(f"{table}_new", table)
-        op.create_index(f"ix_{table}_{index}", table, [on])
+        op.create_index(f"ix_{table}_{indexed}", table, [indexed])
 
 
 def upgrade() -> None:
