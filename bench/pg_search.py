@@ -1,0 +1,139 @@
+"""PostgreSQL keyword search cost per query over a bench/load.py catalog (300k real-text papers).
+
+Usage:
+  python bench/load.py --db postgresql+psycopg://postgres@127.0.0.1:PORT/pfbench --build-only
+  python bench/pg_search.py --db postgresql+psycopg://postgres@127.0.0.1:PORT/pfbench [--runs 3]
+  python bench/pg_search.py --db URL --explain "attention"   # EXPLAIN ANALYZE of every statement
+
+Times what one search request asks of PostgreSQL: the keyword backend's search() for the
+pool the page fuses (service.POOL = 100 candidates) plus the exact-title lookup, one query at
+a time over one connection. A fixed query set in four groups (broad one-word, two-word,
+title-length, author names) and 100 queries drawn like bench/load.py's users'. Each query runs
+--runs times; its time is the fastest run's (wall clock of a single connection, so it is the
+database's time with the least interference from other load), and the CPU the database
+backend used over all runs is divided by their number (CPU time holds on a busy machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import psutil
+from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).parent))
+from load import make_queries  # noqa: E402
+
+from paperfeed import db  # noqa: E402
+from paperfeed.search.pg import PgKeywordBackend  # noqa: E402
+from paperfeed.search.query import parse_query  # noqa: E402
+from paperfeed.search.service import POOL  # noqa: E402
+
+GROUPS = {
+    "one word": ["attention", "learning", "quantum", "graph", "diffusion", "neural"],
+    "two words": [
+        "language models",
+        "reinforcement learning",
+        "graph neural",
+        "image segmentation",
+        "dark matter",
+        "convex optimization",
+    ],
+    "title-length": [
+        "graph neural networks for molecules",
+        "deep residual learning for image recognition",
+        "a survey of large language models for code generation",
+        "self-supervised contrastive learning of visual representations from unlabeled video",
+        "on the convergence of stochastic gradient descent with momentum in nonconvex settings",
+    ],
+    "names, filters": [
+        "Yoshua Bengio",
+        "author:hinton",
+        "transformer cat:cs.CL",
+        '"neural network" -convolutional',
+        "quantum year:2024",
+    ],
+}
+
+
+def run_query(backend: PgKeywordBackend, raw: str) -> int:
+    q = parse_query(raw)
+    n = len(backend.search(q, POOL).hits)
+    if q.text and not q.has_filters:
+        backend.title_matches(q.raw)
+    return n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--db", required=True, help="SQLAlchemy URL of a bench/load.py catalog")
+    ap.add_argument("--runs", type=int, default=3, help="runs per query (fastest is reported)")
+    ap.add_argument("--sampled", type=int, default=100, help="queries drawn like load.py's")
+    ap.add_argument("--explain", help="print EXPLAIN ANALYZE of every statement of this query")
+    args = ap.parse_args()
+    engine = db.make_engine(args.db)
+    if args.explain:
+        explain(engine, args.explain)
+        return
+    groups = {**GROUPS, "load.py mix": make_queries(args.sampled, seed=11)}
+    print(
+        f"keyword search on PostgreSQL, pool {POOL}, fastest of {args.runs} runs; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(f"{'group':16s} {'queries':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'db CPU ms':>9s}")
+    worst: list[tuple[float, str]] = []
+    with engine.connect() as conn:
+        backend_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        proc = psutil.Process(backend_pid)
+        conn.rollback()
+        backend = PgKeywordBackend(conn)
+        for group, queries in groups.items():
+            times = []
+            cpu0 = sum(proc.cpu_times()[:2])
+            for raw in queries:
+                best = float("inf")
+                for _ in range(args.runs):
+                    t0 = time.perf_counter()
+                    run_query(backend, raw)
+                    best = min(best, time.perf_counter() - t0)
+                    conn.rollback()
+                times.append(best * 1000)
+                worst.append((best * 1000, raw))
+            cpu = (sum(proc.cpu_times()[:2]) - cpu0) * 1000 / (len(queries) * args.runs)
+            times.sort()
+            p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+            print(
+                f"{group:16s} {len(times):7d} {statistics.median(times):8.1f} {p99:8.1f} "
+                f"{times[-1]:8.1f} {cpu:9.1f}",
+                flush=True,
+            )
+    print("slowest:", "; ".join(f"{raw!r} {ms:.0f} ms" for ms, raw in sorted(worst)[-5:]))
+    engine.dispose()
+
+
+def explain(engine: object, raw: str) -> None:
+    """EXPLAIN (ANALYZE, BUFFERS) every statement the keyword search of raw sends."""
+    from sqlalchemy import event
+
+    plans: list[str] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT"):
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
+            plans.append(statement + "\n" + "\n".join(r[0] for r in cursor.fetchall()))
+
+    event.listen(engine, "before_cursor_execute", before)
+    with db.read(engine) as conn:  # type: ignore[arg-type]
+        print(run_query(PgKeywordBackend(conn), raw), "hits")
+    for plan in plans:
+        print("-" * 100)
+        print(plan)
+
+
+if __name__ == "__main__":
+    main()
