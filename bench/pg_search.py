@@ -27,12 +27,11 @@ import psutil
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).parent))
-from load import make_queries  # noqa: E402
-
-from paperfeed import db  # noqa: E402
-from paperfeed.search.pg import PgKeywordBackend  # noqa: E402
-from paperfeed.search.query import parse_query  # noqa: E402
-from paperfeed.search.service import POOL  # noqa: E402
+from load import make_queries
+from paperfeed import db
+from paperfeed.search.pg import PgKeywordBackend
+from paperfeed.search.query import parse_query
+from paperfeed.search.service import POOL
 
 GROUPS = {
     "one word": ["attention", "learning", "quantum", "graph", "diffusion", "neural"],
@@ -85,7 +84,10 @@ def main() -> None:
         f"keyword search on PostgreSQL, pool {POOL}, fastest of {args.runs} runs; "
         f"load average {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'group':16s} {'queries':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'db CPU ms':>9s}")
+    print(
+        f"{'group':16s} {'queries':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} "
+        f"{'db CPU ms':>9s}"
+    )
     worst: list[tuple[float, str]] = []
     with engine.connect() as conn:
         backend_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()

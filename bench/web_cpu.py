@@ -37,10 +37,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).parent))
-from load import make_sessions, serve, server_env, tree_cpu_s  # noqa: E402
-
-from paperfeed import db  # noqa: E402
-from paperfeed.models import Paper, table_of  # noqa: E402
+from load import make_sessions, serve, server_env, tree_cpu_s
+from paperfeed import db
+from paperfeed.models import Paper, table_of
 
 KINDS = ("front", "front-signed", "paper", "paper-signed", "upvote")
 WARMUP = 20  # requests per kind before measuring (template compile, caches, pool)

@@ -246,3 +246,22 @@ def test_a_bad_search_backend_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
     assert res.exit_code == 2
     assert "PAPERFEED_SEARCH_BACKEND=postgres needs a postgresql://" in res.output
     assert "Traceback" not in res.output
+
+
+@postgres
+def test_title_and_author_matches_use_the_small_vector(settings: Settings, engine: Engine) -> None:
+    from paperfeed.search import pg
+
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS)
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = conn.execute(
+            text("EXPLAIN SELECT id FROM papers p WHERE p.rank_tsv @@ 'x:A'::tsquery")
+        ).scalars()
+        assert "ix_papers_rank_tsv" in " ".join(plan)  # migration 0006
+        backend = pg.PgKeywordBackend(conn)
+        # A typo gets only the one-edit variants some paper has; a name whose English stem
+        # differs ('kaiming' -> 'kaim') is known as a name and gets none.
+        assert backend._fuzzy(["difusion", "Kaiming", "residual"]) == {0: "diffusion"}
+    assert hits(engine, settings, "Kaiming", mode="keyword") == ["1512.03385"]
+    assert hits(engine, settings, "author:kaiming", mode="keyword") == ["1512.03385"]

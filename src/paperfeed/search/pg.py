@@ -31,8 +31,10 @@ from paperfeed.search.query import ParsedQuery, fold, fold_table, title_key
 # ts_rank weights for {D, C, B, A} = {-, abstract, authors, title}: title > authors > abstract,
 # as on the tantivy side (not tuned: bench/search_quality.py measures the embedded backend).
 RANK_WEIGHTS = "{0.1, 0.5, 0.75, 1.0}"
-COUNT_CAP = 1000  # matches counted for paging ("1000+"): counting all of a broad query is slow
-CANDIDATES = 2000  # matches ranked per tier (ts_rank costs ~2 µs each, there is no pruning)
+# Per tier (see PgKeywordBackend._tier): matches taken from the GIN index, then how many of
+# them, best by title + authors, are ranked on the whole vector (each costs a TOAST read).
+CANDIDATES = 500
+RANKED = 150
 TOKEN = re.compile(r"[^\W_]+")  # what may go into to_tsquery text: letters and digits only
 MAX_TOKENS = 16  # words in the all-in-the-title tier (the parser already caps clauses at 32)
 EF_SEARCH_DEFAULT = 40  # pgvector's own default candidate list (PAPERFEED_SEARCH_HNSW_EF_SEARCH)
@@ -56,6 +58,16 @@ TITLE_KEY_SQL = (
     f"btrim(regexp_replace(lower(translate(title, '{_FROM}', '{_TO}')), "
     "'[^[:alnum:]_]+', ' ', 'g'))"
 )
+
+
+@dataclass(frozen=True)
+class _Ranking:
+    """SQL for ranking one query's words over papers p (see PgKeywordBackend._ranking)."""
+
+    tiers: list[str]  # match conditions, best first; the last one is "any word"
+    any_word: str  # tsquery: any of the words
+    score: str  # the score search() and scores() give
+    cheap: str  # rank on the in-row title + authors vector alone (no TOAST read)
 
 
 class IndexLockedError(RuntimeError):
@@ -109,7 +121,8 @@ def _constraints(q: ParsedQuery, params: dict[str, Any]) -> list[str]:
         where.append(f"NOT (p.search_tsv @@ {_word_query(params, excluded)})")
     for name in q.authors:
         tsq = _name_query(params, name)
-        where.append(f"p.search_tsv @@ {tsq}" if tsq else "FALSE")
+        # Names are in the small in-row vector: the consecutive-words check reads no TOAST.
+        where.append(f"p.rank_tsv @@ {tsq}" if tsq else "FALSE")
     for cat in q.categories:
         key = f"c{len(params)}"
         params[key], params[key + "p"] = cat.lower(), cat.lower() + ".%"
@@ -128,8 +141,38 @@ def _constraints(q: ParsedQuery, params: dict[str, Any]) -> list[str]:
     return where
 
 
+class _SeqScan:
+    """Whether the planner may answer a tier with a table scan (transaction-local setting).
+
+    On search_tsv the planner must use the GIN index: it prices a tsvector match at a few CPU
+    operators, but there each test reads and decompresses a TOAST value (~10 µs), so a scan
+    that tests 7,000 rows to find 500 matches costs ~70 ms where the index gives them in a
+    few. On the small in-row rank_tsv its choice stands: for "any of eight common words" a
+    scan finds 500 matches in a few ms, while the index first builds a 60,000-row bitmap
+    (~25 ms). The previous value is put back, so the rest of the request plans as usual.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.prev: str | None = None
+
+    def allow(self, allowed: bool) -> None:
+        if not allowed and self.prev is None:
+            self.prev = self.conn.execute(
+                text(
+                    "SELECT current_setting('enable_seqscan'), "
+                    "set_config('enable_seqscan', 'off', true)"
+                )
+            ).scalar_one()
+        elif allowed and self.prev is not None:
+            self.conn.execute(
+                text("SELECT set_config('enable_seqscan', :v, true)"), {"v": self.prev}
+            )
+            self.prev = None
+
+
 class PgKeywordBackend:
-    """KeywordBackend over papers.search_tsv (see paperfeed.search.keyword.KeywordBackend)."""
+    """KeywordBackend over papers.search_tsv and rank_tsv (see keyword.KeywordBackend)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -138,62 +181,82 @@ class PgKeywordBackend:
         return list(_english().analyze(value))
 
     def _tier(
-        self, tsq: str, score: str, cond: str, params: dict[str, Any], n: int, skip: set[int]
+        self,
+        match: str,
+        ranking: _Ranking,
+        cond: str,
+        params: dict[str, Any],
+        n: int,
+        skip: set[int],
     ) -> list[tuple[int, float]]:
-        """Up to n papers matching tsq (+ constraints), best score first, among CANDIDATES."""
-        # tsq is written out (not a CTE): with constant arguments the planner folds it and
-        # estimates its selectivity from the column statistics, so rare words use the GIN index.
+        """Up to n papers matching `match` (+ constraints), best score first.
+
+        Three steps, so that no more than RANKED rows are read from TOAST: up to CANDIDATES
+        matches (GIN; any CANDIDATES of them, the index gives no order), the RANKED best of
+        those by the cheap rank on the in-row title + authors vector (newest first among
+        equals), and those by the full score.
+        """
+        # The tsqueries are written out (not a CTE): with constant arguments the planner folds
+        # them and estimates their selectivity from the column statistics, so rare words use
+        # the GIN index.
         rows = self.conn.execute(
             text(
-                f"SELECT p.id, {score} AS s FROM (SELECT p.id, p.search_tsv FROM papers p "
-                f"WHERE p.search_tsv @@ {tsq} AND {cond} LIMIT :cand) p "
+                f"SELECT p.id, {ranking.score} AS s FROM ("
+                f"SELECT p.id, p.search_tsv, p.rank_tsv FROM ("
+                f"SELECT p.id, p.search_tsv, p.rank_tsv FROM papers p "
+                f"WHERE {match} AND {cond} LIMIT :cand) p "
+                f"ORDER BY {ranking.cheap} DESC, p.id DESC LIMIT :ranked) p "
                 "ORDER BY s DESC, p.id LIMIT :n"
             ),
-            {**params, "cand": CANDIDATES, "n": n + len(skip)},
+            {
+                **params,
+                "cand": CANDIDATES,
+                "ranked": max(RANKED, n + len(skip)),
+                "n": n + len(skip),
+            },
         ).all()
         return [(int(r[0]), float(r[1])) for r in rows if int(r[0]) not in skip][:n]
 
-    def _ranking(self, q: ParsedQuery, params: dict[str, Any]) -> tuple[list[str], str, str]:
-        """(tiers best first, any-word tsquery, score SQL) for the query's words.
+    def _ranking(self, q: ParsedQuery, params: dict[str, Any]) -> _Ranking:
+        """Tiers, the any-word tsquery and the score SQL for the query's words.
 
-        Tiers: all words in the title, all words anywhere, any word. A paper's score is the
-        number of tiers below its best one plus ts_rank against any word (title > authors >
-        abstract), so search() and scores() agree.
+        Tiers: all words in the title, all words anywhere, any word in the title or authors,
+        any word. A paper's score is the number of tiers below its best one plus ts_rank
+        against any word (title > authors > abstract), so search() and scores() agree. Only
+        the second and last tiers match on the big vector (see migration 0006_search_rank).
         """
         words = [*q.terms, *q.phrases]
         per_word = [_word_query(params, w) for w in words]
-        for i, word in enumerate(q.terms):
-            fuzzy = self._fuzzy(word)
-            if fuzzy is not None:
-                key = f"fz{i}"
-                params[key] = fuzzy
-                per_word[i] = f"({per_word[i]} || to_tsquery('english', :{key}))"
+        for i, variants in self._fuzzy(q.terms).items():
+            key = f"fz{i}"
+            params[key] = variants
+            per_word[i] = f"({per_word[i]} || to_tsquery('english', :{key}))"
         any_word = "(" + " || ".join(per_word) + ")"
         tiers = []
         tokens = [t for w in words for t in TOKEN.findall(w)][:MAX_TOKENS]
         if tokens:
             params["title_all"] = " & ".join(f"{t}:A" for t in tokens)
-            tiers.append("to_tsquery('english', :title_all)")
+            # The title is in rank_tsv too: this match never reads the abstract's vector.
+            tiers.append("p.rank_tsv @@ to_tsquery('english', :title_all)")
         if len(per_word) > 1:
-            tiers.append("(" + " && ".join(per_word) + ")")
-        tiers.append(any_word)
+            tiers.append("p.search_tsv @@ (" + " && ".join(per_word) + ")")
+        tiers.append(f"p.rank_tsv @@ {any_word}")
+        tiers.append(f"p.search_tsv @@ {any_word}")
         bonus = " ".join(
-            f"WHEN p.search_tsv @@ {tsq} THEN {len(tiers) - 1 - i}"
-            for i, tsq in enumerate(tiers[:-1])
+            f"WHEN {match} THEN {len(tiers) - 1 - i}" for i, match in enumerate(tiers[:-1])
         )
-        score = f"ts_rank('{RANK_WEIGHTS}', p.search_tsv, {any_word})"
-        if bonus:
-            score = f"(CASE {bonus} ELSE 0 END + {score})"
-        return tiers, any_word, score
+        score = f"(CASE {bonus} ELSE 0 END + ts_rank('{RANK_WEIGHTS}', p.search_tsv, {any_word}))"
+        cheap = f"ts_rank('{RANK_WEIGHTS}', p.rank_tsv, {any_word})"
+        return _Ranking(tiers, any_word, score, cheap)
 
     def search(self, q: ParsedQuery, limit: int) -> KeywordResult:
-        """Best tier first; PostgreSQL ranks every candidate it is given (no top-k pruning
-        like BM25 engines), so each tier ranks at most CANDIDATES matches."""
+        """Best tier first, each ranked in steps (see _tier): PostgreSQL ranks every row it is
+        given (no top-k pruning like BM25 engines), so what it is given is bounded."""
         words = [*q.terms, *q.phrases]
         matched: set[str] = set()
         for word in words:
             matched.update(self.analyze(word))
-        params: dict[str, Any] = {"cap": COUNT_CAP}
+        params: dict[str, Any] = {}
         cond = " AND ".join(_constraints(q, params))
         if not words:
             if not q.has_filters and not q.excludes:
@@ -206,28 +269,23 @@ class PgKeywordBackend:
                 ),
                 {**params, "limit": limit},
             ).all()
-            total = self.conn.execute(
-                text(f"SELECT count(*) FROM (SELECT 1 FROM papers p WHERE {cond} LIMIT :cap) m"),
-                params,
-            ).scalar_one()
-            return KeywordResult([(int(r[0]), 0.0) for r in rows], int(total), matched)
-        tiers, any_word, score = self._ranking(q, params)
+            return KeywordResult([(int(r[0]), 0.0) for r in rows], len(rows), matched)
+        ranking = self._ranking(q, params)
         hits: list[tuple[int, float]] = []
         seen: set[int] = set()
-        for tsq in tiers:
-            if len(hits) >= limit:
-                break
-            got = self._tier(tsq, score, cond, params, limit - len(hits), seen)
-            hits += got
-            seen.update(pid for pid, _ in got)
-        total = self.conn.execute(
-            text(
-                f"SELECT count(*) FROM (SELECT 1 FROM papers p "
-                f"WHERE p.search_tsv @@ {any_word} AND {cond} LIMIT :cap) m"
-            ),
-            params,
-        ).scalar_one()
-        return KeywordResult(hits, max(int(total), len(hits)), matched)
+        seqscan = _SeqScan(self.conn)
+        try:
+            for match in ranking.tiers:
+                if len(hits) >= limit:
+                    break
+                seqscan.allow("search_tsv" not in match)
+                got = self._tier(match, ranking, cond, params, limit - len(hits), seen)
+                hits += got
+                seen.update(pid for pid, _ in got)
+        finally:
+            seqscan.allow(True)
+        # As the tantivy side: `limit` hits mean "at least that many" (counting is not free).
+        return KeywordResult(hits, len(hits), matched)
 
     def scores(self, q: ParsedQuery, paper_ids: Sequence[int]) -> dict[int, float]:
         """The score search() gives each of paper_ids (absent: no word matches), for scoring
@@ -236,30 +294,59 @@ class PgKeywordBackend:
             return {}
         params: dict[str, Any] = {"ids": [int(i) for i in paper_ids]}
         cond = " AND ".join(_constraints(q, params))
-        _, any_word, score = self._ranking(q, params)
+        ranking = self._ranking(q, params)
         stmt = text(
-            f"SELECT p.id, {score} FROM papers p "
-            f"WHERE p.id IN :ids AND p.search_tsv @@ {any_word} AND {cond}"
+            f"SELECT p.id, {ranking.score} FROM papers p "
+            f"WHERE p.id IN :ids AND {ranking.tiers[-1]} AND {cond}"
         ).bindparams(bindparam("ids", expanding=True))
         return {int(r[0]): float(r[1]) for r in self.conn.execute(stmt, params)}
 
-    def _fuzzy(self, word: str) -> str | None:
-        """For a long word no paper contains (a typo): its one-edit variants, OR'ed.
+    def _fuzzy(self, terms: Sequence[str]) -> dict[int, str]:
+        """For each long word no paper contains (a typo): its one-edit variants that some
+        paper contains, OR'ed (index in terms -> to_tsquery text).
 
         PostgreSQL has no fuzzy term query without extensions (pg_trgm, fuzzystrmatch) that
-        hosted servers may lack; ~55 variants per letter through the GIN index cost a few ms.
+        hosted servers may lack. One statement finds the unknown words (English stem or name,
+        as _word_query matches them), one more keeps the variants the GIN index knows: a few
+        hundred probes of rare words, only for typos. Variants nobody wrote would make the
+        planner expect most of the table to match and scan all of it.
         """
-        w = word.lower()
-        if not FUZZY_MIN_CHARS <= len(w) <= FUZZY_MAX_CHARS or not (w.isascii() and w.isalpha()):
-            return None
-        known = self.conn.execute(
-            text(
-                "SELECT EXISTS (SELECT 1 FROM papers "
-                "WHERE search_tsv @@ plainto_tsquery('english', :w))"
-            ),
-            {"w": w},
-        ).scalar()
-        return None if known else " | ".join(one_edit(w))
+        candidates = {
+            i: t.lower()
+            for i, t in enumerate(terms)
+            if FUZZY_MIN_CHARS <= len(t) <= FUZZY_MAX_CHARS and t.isascii() and t.isalpha()
+        }
+        if not candidates:
+            return {}
+        # One EXISTS per word, each with its word as a constant: the planner then scans a few
+        # rows for a common word instead of building its whole GIN bitmap (~100k rows).
+        words = sorted(set(candidates.values()))
+        params = {f"k{i}": w for i, w in enumerate(words)}
+        probes = ", ".join(
+            "EXISTS (SELECT 1 FROM papers WHERE search_tsv @@ "
+            f"(plainto_tsquery('english', :k{i}) || plainto_tsquery('simple', :k{i})))"
+            for i in range(len(words))
+        )
+        found = self.conn.execute(text(f"SELECT {probes}"), params).one()
+        unknown = {w for w, known in zip(words, found, strict=True) if not known}
+        if not unknown:
+            return {}
+        variants = {w: one_edit(w) for w in unknown}
+        known = set(
+            self.conn.execute(
+                text(
+                    "SELECT v FROM unnest(CAST(:vs AS text[])) AS v WHERE EXISTS ("
+                    "SELECT 1 FROM papers WHERE search_tsv @@ to_tsquery('english', v))"
+                ),
+                {"vs": sorted({v for vs in variants.values() for v in vs})},
+            ).scalars()
+        )
+        out = {}
+        for i, w in candidates.items():
+            found = [v for v in variants.get(w, []) if v in known]
+            if w in unknown and found:
+                out[i] = " | ".join(found)
+        return out
 
     def filter_ids(self, q: ParsedQuery, paper_ids: Sequence[int]) -> set[int]:
         """Those of paper_ids that satisfy the query's phrases, exclusions and filters."""
