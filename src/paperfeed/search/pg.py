@@ -327,8 +327,8 @@ class PgKeywordBackend:
             f"(plainto_tsquery('english', :k{i}) || plainto_tsquery('simple', :k{i})))"
             for i in range(len(words))
         )
-        found = self.conn.execute(text(f"SELECT {probes}"), params).one()
-        unknown = {w for w, known in zip(words, found, strict=True) if not known}
+        exists = self.conn.execute(text(f"SELECT {probes}"), params).one()
+        unknown = {w for w, known in zip(words, exists, strict=True) if not known}
         if not unknown:
             return {}
         variants = {w: one_edit(w) for w in unknown}
@@ -343,9 +343,9 @@ class PgKeywordBackend:
         )
         out = {}
         for i, w in candidates.items():
-            found = [v for v in variants.get(w, []) if v in known]
-            if w in unknown and found:
-                out[i] = " | ".join(found)
+            real = [v for v in variants.get(w, []) if v in known]
+            if w in unknown and real:
+                out[i] = " | ".join(real)
         return out
 
     def filter_ids(self, q: ParsedQuery, paper_ids: Sequence[int]) -> set[int]:
