@@ -163,9 +163,14 @@ def latest_period(conn: Connection) -> Period:
 
 def catalog_version(conn: Connection) -> str:
     """Changes whenever a paper is written: for ETags and response caches."""
-    # Two index lookups (no count(*): that scans the table). Deletions are caught by the TTL.
-    stamp = conn.execute(select(func.max(papers_t.c.modified_at))).scalar()
-    last_id = conn.execute(select(func.max(papers_t.c.id))).scalar()
+    # Two index lookups in one statement (no count(*): that scans the table). Deletions are
+    # caught by the TTL.
+    stamp, last_id = conn.execute(
+        select(
+            select(func.max(papers_t.c.modified_at)).scalar_subquery(),
+            select(func.max(papers_t.c.id)).scalar_subquery(),
+        )
+    ).one()
     return f"{stamp.isoformat() if stamp else '-'}/{last_id}"
 
 

@@ -206,7 +206,7 @@ def active_weights(conn: Connection) -> Weights:
         return Weights()
 
 
-_HOTNESS_COLS = (
+HOTNESS_COLS = (  # what hotness is computed from (and the stored value)
     papers_t.c.id,
     papers_t.c.upvotes,
     papers_t.c.num_comments,
@@ -231,13 +231,23 @@ def refresh_hotness(
     if not ids:
         return 0
     weights = weights or active_weights(conn)
-    changed: list[dict[str, Any]] = []
+    changed = 0
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        for row in conn.execute(select(*_HOTNESS_COLS).where(papers_t.c.id.in_(chunk))):
-            value = breakdown_for(row, weights).hotness
-            if row.hotness is None or abs(row.hotness - value) > 1e-9:
-                changed.append({"pid": row.id, "h": value})
+        rows = conn.execute(select(*HOTNESS_COLS).where(papers_t.c.id.in_(chunk))).all()
+        changed += store_hotness(conn, rows, weights)
+    return changed
+
+
+def store_hotness(conn: Connection, rows: Iterable[Any], weights: Weights | None = None) -> int:
+    """Write the hotness of papers read with HOTNESS_COLS (e.g. an UPDATE's RETURNING) where
+    it changed; returns how many rows changed."""
+    weights = weights or active_weights(conn)
+    changed: list[dict[str, Any]] = []
+    for row in rows:
+        value = breakdown_for(row, weights).hotness
+        if row.hotness is None or abs(row.hotness - value) > 1e-9:
+            changed.append({"pid": row.id, "h": value})
     if changed:
         conn.execute(
             update(papers_t)

@@ -20,7 +20,18 @@ def refresh_hotness(conn: Connection, paper_id: int) -> None:
     ranking.refresh_hotness(conn, [paper_id])
 
 
-def _add(conn: Connection, user_id: int, paper_id: int) -> bool:
+def _count(conn: Connection, paper_id: int, delta: int) -> Row[Any]:
+    """Move the paper's upvote count; returns what its hotness is computed from (one trip)."""
+    return conn.execute(
+        update(papers_t)
+        .where(papers_t.c.id == paper_id)
+        .values(upvotes=papers_t.c.upvotes + delta)
+        .returning(*ranking.HOTNESS_COLS)
+    ).one()
+
+
+def _add(conn: Connection, user_id: int, paper_id: int) -> Row[Any] | None:
+    """The paper's row after a new vote; None if the user had already voted."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(votes_t).values(user_id=user_id, paper_id=paper_id, created_at=utcnow())
     # The primary key (user_id, paper_id) decides: a duplicate inserts nothing and counts nothing.
@@ -28,44 +39,37 @@ def _add(conn: Connection, user_id: int, paper_id: int) -> bool:
     inserted = (
         conn.execute(stmt.on_conflict_do_nothing().returning(votes_t.c.user_id)).first() is not None
     )
-    if inserted:
-        conn.execute(
-            update(papers_t).where(papers_t.c.id == paper_id).values(upvotes=papers_t.c.upvotes + 1)
-        )
-    return inserted
+    return _count(conn, paper_id, 1) if inserted else None
 
 
-def _remove(conn: Connection, user_id: int, paper_id: int) -> bool:
+def _remove(conn: Connection, user_id: int, paper_id: int) -> Row[Any] | None:
+    """The paper's row after withdrawing a vote; None if there was none."""
     deleted = (
         conn.execute(
             delete(votes_t).where(votes_t.c.user_id == user_id, votes_t.c.paper_id == paper_id)
         ).rowcount
         == 1
     )
-    if deleted:
-        conn.execute(
-            update(papers_t).where(papers_t.c.id == paper_id).values(upvotes=papers_t.c.upvotes - 1)
-        )
-    return deleted
+    return _count(conn, paper_id, -1) if deleted else None
 
 
 def set_vote(conn: Connection, user_id: int, paper_id: int, want: bool | None) -> tuple[bool, int]:
     """Vote (True), unvote (False) or toggle (None); returns (voted now, paper's upvotes)."""
     if want is None:
-        voted = not _remove(conn, user_id, paper_id)
+        row = _remove(conn, user_id, paper_id)
+        voted = row is None
         if voted:
-            _add(conn, user_id, paper_id)
+            row = _add(conn, user_id, paper_id)
     else:
         voted = want
-        changed = _add(conn, user_id, paper_id) if want else _remove(conn, user_id, paper_id)
-        if not changed:
-            count = conn.execute(
-                select(papers_t.c.upvotes).where(papers_t.c.id == paper_id)
-            ).scalar_one()
-            return voted, int(count)
-    refresh_hotness(conn, paper_id)
-    count = conn.execute(select(papers_t.c.upvotes).where(papers_t.c.id == paper_id)).scalar_one()
-    return voted, int(count)
+        row = _add(conn, user_id, paper_id) if want else _remove(conn, user_id, paper_id)
+    if row is None:  # nothing changed
+        count = conn.execute(
+            select(papers_t.c.upvotes).where(papers_t.c.id == paper_id)
+        ).scalar_one()
+        return voted, int(count)
+    ranking.store_hotness(conn, [row])  # the vote and its effect on ranking commit together
+    return voted, int(row.upvotes)
 
 
 def voted_ids(conn: Connection, user_id: int, paper_ids: Iterable[int]) -> set[int]:

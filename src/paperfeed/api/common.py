@@ -84,4 +84,8 @@ def cached(
     if cache is None:
         return build()
     key = f"{key}:{request.url.path}?{request.url.query}"
-    return cache.get_or_build(key, listing.catalog_version(conn), build)  # type: ignore[no-any-return]
+    # Once per request: a page that caches several parts asks for the version once.
+    version = getattr(request.state, "catalog_version", None)
+    if version is None:
+        version = request.state.catalog_version = listing.catalog_version(conn)
+    return cache.get_or_build(key, version, build)  # type: ignore[no-any-return]

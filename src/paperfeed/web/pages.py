@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from paperfeed import papers, search
+from paperfeed.api.common import cached
 from paperfeed.config import Settings
 from paperfeed.sources import InvalidArxivId, parse_arxiv_id
 from paperfeed.web import cards, search_routes
@@ -34,8 +35,14 @@ def _listing(
     request: Request, conn: ReadConn, settings: Settings, period: papers.Period, page: int
 ) -> HTMLResponse:
     page = max(1, page)
-    items = papers.featured_in(conn, period, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
-    prev, nxt = papers.neighbours(conn, period)
+
+    def build() -> tuple[list[Any], tuple[papers.Period | None, papers.Period | None]]:
+        found = papers.featured_in(conn, period, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
+        return found, papers.neighbours(conn, period)
+
+    # Rows and neighbours through the listing cache, as trending: a new or changed paper
+    # misses at once; the cards' upvote counts are read live (rows_cached below).
+    items, (prev, nxt) = cached(request, conn, settings, build, key="listing")
     new_since = (dt.datetime.now(dt.UTC) - NEW_WINDOW).date()
     rows = items[:PAGE_SIZE]
 
@@ -45,6 +52,7 @@ def _listing(
     context = {
         "period": period,
         "papers": rows,
+        "rows_cached": True,  # the viewer's live upvote counts are loaded for them
         # The shared HTML of the cards is cached; each viewer's vote state is not.
         "parts": cards.cached_card_parts(request, conn, settings, rows, parts),
         "prev": prev,
@@ -64,7 +72,10 @@ def front_page(
     """The latest featured day; with ?q= the search results."""
     if q is not None:
         return search_routes.results_page(request, conn, settings, q, p)
-    latest = papers.latest_featured_date(conn) or dt.date.today()
+    latest = (
+        cached(request, conn, settings, lambda: papers.latest_featured_date(conn), key="latest")
+        or dt.date.today()
+    )
     return _listing(request, conn, settings, papers.Period.containing("date", latest), p)
 
 
