@@ -105,3 +105,34 @@ def test_one_log_line_per_request_with_request_id(client, caplog):
     assert line["request_id"] == "abc-123"
     assert line["duration_ms"] > 0
     assert line["msg"] == "request" and line["level"] == "info"
+
+
+def test_in_flight_limit_queues_requests_beyond_the_pool() -> None:
+    import asyncio
+
+    import httpx
+
+    from paperfeed import db
+    from paperfeed.web.ops import InFlightLimit, pool_limit
+
+    assert pool_limit(db.make_engine("postgresql+psycopg://u@h/db")) == 15  # (10 + 20) // 2
+    assert pool_limit(db.make_engine("sqlite:///never-created.db")) is None  # never blocks
+    inside, peak = 0, 0
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        nonlocal inside, peak
+        inside += 1
+        peak = max(peak, inside)
+        await asyncio.sleep(0.02)
+        inside -= 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def run() -> list[int]:
+        transport = httpx.ASGITransport(app=InFlightLimit(app, limit=2))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            rs = await asyncio.gather(*(client.get("/") for _ in range(6)))
+        return [r.status_code for r in rs]
+
+    assert asyncio.run(run()) == [200] * 6
+    assert peak == 2
