@@ -10,7 +10,8 @@ environment: access log off) over a catalog that bench/load.py --build-only made
 prints the CPU seconds the web process (and, on the bench's own PostgreSQL, the database
 server's processes) used per request. CPU time, not wall time: the figure holds on a busy
 machine. Kinds: front (/papers), paper (/papers/<id>), each anonymous (with a CSRF cookie, as
-the load bench's users) and signed in, and upvote (POST /api/papers/<id>/upvote, signed in).
+the load bench's users) and signed in, upvote (POST /api/papers/<id>/upvote, signed in) and
+search (/papers?q=, anonymous, bench/load.py's queries).
 
 --profile KIND runs the app in-process through httpx's ASGI transport with every threadpool
 hop made inline (so one cProfile sees the whole request) and prints the top functions.
@@ -30,6 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import psutil
@@ -37,11 +39,12 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).parent))
-from load import make_sessions, serve, server_env, tree_cpu_s
+from load import make_queries, make_sessions, serve, server_env, tree_cpu_s
 from paperfeed import db
 from paperfeed.models import Paper, table_of
 
-KINDS = ("front", "front-signed", "paper", "paper-signed", "upvote")
+KINDS = ("front", "front-signed", "paper", "paper-signed", "upvote", "search")
+QUERIES = make_queries(200, seed=5)  # what bench/load.py's users search for
 WARMUP = 20  # requests per kind before measuring (template compile, caches, pool)
 
 
@@ -74,6 +77,8 @@ def request_for(
         return "GET", f"/papers/{rng.choice(ids)}", {"cookie": f"pf_csrf={csrf}"}
     if kind == "paper-signed":
         return "GET", f"/papers/{rng.choice(ids)}", signed
+    if kind == "search":
+        return "GET", f"/papers?q={quote(rng.choice(QUERIES))}", {"cookie": f"pf_csrf={csrf}"}
     return "POST", f"/api/papers/{rng.choice(ids[:500])}/upvote", {**signed, "x-csrf-token": csrf}
 
 

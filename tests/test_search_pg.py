@@ -262,6 +262,7 @@ def test_title_and_author_matches_use_the_small_vector(settings: Settings, engin
         backend = pg.PgKeywordBackend(conn)
         # A typo gets only the one-edit variants some paper has; a name whose English stem
         # differs ('kaiming' -> 'kaim') is known as a name and gets none.
-        assert backend._fuzzy(["difusion", "Kaiming", "residual"]) == {0: "diffusion"}
+        found = backend._fuzzy(["difusion", "Kaiming", "residual"], pg._SeqScan(conn))
+        assert found == {0: "diffusion"}
     assert hits(engine, settings, "Kaiming", mode="keyword") == ["1512.03385"]
     assert hits(engine, settings, "author:kaiming", mode="keyword") == ["1512.03385"]

@@ -217,7 +217,7 @@ class PgKeywordBackend:
         ).all()
         return [(int(r[0]), float(r[1])) for r in rows if int(r[0]) not in skip][:n]
 
-    def _ranking(self, q: ParsedQuery, params: dict[str, Any]) -> _Ranking:
+    def _ranking(self, q: ParsedQuery, params: dict[str, Any], seqscan: _SeqScan) -> _Ranking:
         """Tiers, the any-word tsquery and the score SQL for the query's words.
 
         Tiers: all words in the title, all words anywhere, any word in the title or authors,
@@ -227,7 +227,7 @@ class PgKeywordBackend:
         """
         words = [*q.terms, *q.phrases]
         per_word = [_word_query(params, w) for w in words]
-        for i, variants in self._fuzzy(q.terms).items():
+        for i, variants in self._fuzzy(q.terms, seqscan).items():
             key = f"fz{i}"
             params[key] = variants
             per_word[i] = f"({per_word[i]} || to_tsquery('english', :{key}))"
@@ -270,11 +270,11 @@ class PgKeywordBackend:
                 {**params, "limit": limit},
             ).all()
             return KeywordResult([(int(r[0]), 0.0) for r in rows], len(rows), matched)
-        ranking = self._ranking(q, params)
-        hits: list[tuple[int, float]] = []
-        seen: set[int] = set()
         seqscan = _SeqScan(self.conn)
         try:
+            ranking = self._ranking(q, params, seqscan)
+            hits: list[tuple[int, float]] = []
+            seen: set[int] = set()
             for match in ranking.tiers:
                 if len(hits) >= limit:
                     break
@@ -294,21 +294,28 @@ class PgKeywordBackend:
             return {}
         params: dict[str, Any] = {"ids": [int(i) for i in paper_ids]}
         cond = " AND ".join(_constraints(q, params))
-        ranking = self._ranking(q, params)
+        seqscan = _SeqScan(self.conn)
+        try:
+            ranking = self._ranking(q, params, seqscan)
+        finally:
+            seqscan.allow(True)
         stmt = text(
             f"SELECT p.id, {ranking.score} FROM papers p "
             f"WHERE p.id IN :ids AND {ranking.tiers[-1]} AND {cond}"
         ).bindparams(bindparam("ids", expanding=True))
         return {int(r[0]): float(r[1]) for r in self.conn.execute(stmt, params)}
 
-    def _fuzzy(self, terms: Sequence[str]) -> dict[int, str]:
+    def _fuzzy(self, terms: Sequence[str], seqscan: _SeqScan) -> dict[int, str]:
         """For each long word no paper contains (a typo): its one-edit variants that some
         paper contains, OR'ed (index in terms -> to_tsquery text).
 
         PostgreSQL has no fuzzy term query without extensions (pg_trgm, fuzzystrmatch) that
-        hosted servers may lack. One statement finds the unknown words (English stem or name,
-        as _word_query matches them), one more keeps the variants the GIN index knows: a few
-        hundred probes of rare words, only for typos. Variants nobody wrote would make the
+        hosted servers may lack. A word is known if its English stem or its name form (as
+        _word_query matches it) is among the column's most common lexemes (ANALYZE keeps
+        ~1,000 in pg_stats) or, failing that, in the GIN index: a rare word's posting list is
+        short, while a scan "until the first match" reads TOAST for the whole table when the
+        word is rare or absent (the planner assumes it is not). Variants are probed the same
+        way, and only the ones some paper has are kept: variants nobody wrote would make the
         planner expect most of the table to match and scan all of it.
         """
         candidates = {
@@ -318,17 +325,29 @@ class PgKeywordBackend:
         }
         if not candidates:
             return {}
-        # One EXISTS per word, each with its word as a constant: the planner then scans a few
-        # rows for a common word instead of building its whole GIN bitmap (~100k rows).
-        words = sorted(set(candidates.values()))
-        params = {f"k{i}": w for i, w in enumerate(words)}
+        rare = list(
+            self.conn.execute(
+                text(
+                    "SELECT w FROM unnest(CAST(:ws AS text[])) AS w WHERE NOT EXISTS ("
+                    "SELECT 1 FROM pg_stats s WHERE s.schemaname = current_schema() "
+                    "AND s.tablename = 'papers' AND s.attname = 'search_tsv' "
+                    "AND CAST(CAST(s.most_common_elems AS text) AS text[]) && "
+                    "(tsvector_to_array(to_tsvector('english', w)) || ARRAY[w]))"
+                ),
+                {"ws": sorted(set(candidates.values()))},
+            ).scalars()
+        )
+        if not rare:
+            return {}
+        seqscan.allow(False)  # GIN probes: short posting lists
+        params = {f"k{i}": w for i, w in enumerate(rare)}
         probes = ", ".join(
             "EXISTS (SELECT 1 FROM papers WHERE search_tsv @@ "
             f"(plainto_tsquery('english', :k{i}) || plainto_tsquery('simple', :k{i})))"
-            for i in range(len(words))
+            for i in range(len(rare))
         )
         exists = self.conn.execute(text(f"SELECT {probes}"), params).one()
-        unknown = {w for w, known in zip(words, exists, strict=True) if not known}
+        unknown = {w for w, known in zip(rare, exists, strict=True) if not known}
         if not unknown:
             return {}
         variants = {w: one_edit(w) for w in unknown}
