@@ -270,20 +270,20 @@ class PgKeywordBackend:
                 {**params, "limit": limit},
             ).all()
             return KeywordResult([(int(r[0]), 0.0) for r in rows], len(rows), matched)
+        # Not in a `finally`: after a failed statement the transaction is aborted (and its
+        # SET LOCAL with it); restoring then would only hide the original error.
         seqscan = _SeqScan(self.conn)
-        try:
-            ranking = self._ranking(q, params, seqscan)
-            hits: list[tuple[int, float]] = []
-            seen: set[int] = set()
-            for match in ranking.tiers:
-                if len(hits) >= limit:
-                    break
-                seqscan.allow("search_tsv" not in match)
-                got = self._tier(match, ranking, cond, params, limit - len(hits), seen)
-                hits += got
-                seen.update(pid for pid, _ in got)
-        finally:
-            seqscan.allow(True)
+        ranking = self._ranking(q, params, seqscan)
+        hits: list[tuple[int, float]] = []
+        seen: set[int] = set()
+        for match in ranking.tiers:
+            if len(hits) >= limit:
+                break
+            seqscan.allow("search_tsv" not in match)
+            got = self._tier(match, ranking, cond, params, limit - len(hits), seen)
+            hits += got
+            seen.update(pid for pid, _ in got)
+        seqscan.allow(True)
         # As the tantivy side: `limit` hits mean "at least that many" (counting is not free).
         return KeywordResult(hits, len(hits), matched)
 
@@ -295,10 +295,8 @@ class PgKeywordBackend:
         params: dict[str, Any] = {"ids": [int(i) for i in paper_ids]}
         cond = " AND ".join(_constraints(q, params))
         seqscan = _SeqScan(self.conn)
-        try:
-            ranking = self._ranking(q, params, seqscan)
-        finally:
-            seqscan.allow(True)
+        ranking = self._ranking(q, params, seqscan)
+        seqscan.allow(True)
         stmt = text(
             f"SELECT p.id, {ranking.score} FROM papers p "
             f"WHERE p.id IN :ids AND {ranking.tiers[-1]} AND {cond}"
