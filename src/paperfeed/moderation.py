@@ -77,7 +77,10 @@ def set_paper_hidden(conn: Connection, actor_id: int | None, arxiv_id: str, hidd
         raise NotFound(f"No paper {arxiv_id[:64]!r}.")
     if bool(row.hidden) == hidden:
         return False
-    conn.execute(update(papers_t).where(papers_t.c.id == row.id).values(hidden=hidden))
+    # modified_at too: hiding changes the catalog version, so no cached listing keeps the paper.
+    conn.execute(
+        update(papers_t).where(papers_t.c.id == row.id).values(hidden=hidden, modified_at=utcnow())
+    )
     audit(conn, actor_id, "hide" if hidden else "restore", "paper", arxiv_id, title=row.title[:200])
     return True
 
