@@ -236,17 +236,23 @@ class TantivyBackend:
             # Filters only: newest first (relevance is meaningless without words).
             query = tantivy.Query.boolean_query(must)
             res = searcher.search(query, limit=limit, order_by_field="day", count=False)
-            hits = [(self._id(searcher, addr), 0.0) for _, addr in res.hits]
+            hits = [(pid, 0.0) for pid in self._ids(searcher, res.hits)]
             return KeywordResult(hits, len(hits), matched)
         query = tantivy.Query.boolean_query(should + must)
         # count=False keeps block-max WAND pruning: counting every OR match costs ~10x at 1M docs.
         res = searcher.search(query, limit=limit, count=False)
-        hits = [(self._id(searcher, addr), float(score)) for score, addr in res.hits]
+        ids = self._ids(searcher, res.hits)
+        hits = [(pid, float(score)) for pid, (score, _) in zip(ids, res.hits, strict=True)]
         return KeywordResult(hits, len(hits), matched)
 
     @staticmethod
-    def _id(searcher: tantivy.Searcher, addr: tantivy.DocAddress) -> int:
-        return int(searcher.doc(addr)["id"][0])
+    def _ids(
+        searcher: tantivy.Searcher, hits: Sequence[tuple[object, tantivy.DocAddress]]
+    ) -> list[int]:
+        """Paper ids of search hits, read from the `id` fast field (no stored-document fetch)."""
+        if not hits:
+            return []
+        return [int(v) for v in searcher.fast_field_values("id", [addr for _, addr in hits])]
 
     def filter_ids(self, q: ParsedQuery, paper_ids: Sequence[int]) -> set[int]:
         """Those of paper_ids that satisfy the query's phrases, exclusions and filters."""
@@ -257,7 +263,7 @@ class TantivyBackend:
         query = tantivy.Query.boolean_query([(tantivy.Occur.Must, ids), *must])
         searcher = self.index.searcher()
         res = searcher.search(query, limit=len(paper_ids), count=False)
-        return {self._id(searcher, addr) for _, addr in res.hits}
+        return set(self._ids(searcher, res.hits))
 
     def scores(self, q: ParsedQuery, paper_ids: Sequence[int]) -> dict[int, float]:
         """The BM25 score search() gives each of paper_ids (absent: no word matches), for
@@ -274,7 +280,8 @@ class TantivyBackend:
             [*should, *self._constraints(q), (tantivy.Occur.Must, only)]
         )
         res = searcher.search(query, limit=len(paper_ids), count=False)
-        return {self._id(searcher, addr): float(score) for score, addr in res.hits}
+        ids = self._ids(searcher, res.hits)
+        return {pid: float(score) for pid, (score, _) in zip(ids, res.hits, strict=True)}
 
     def title_matches(self, text: str) -> list[int]:
         key = title_key(text)
@@ -282,7 +289,7 @@ class TantivyBackend:
             return []
         searcher = self.index.searcher()
         res = searcher.search(tantivy.Query.term_query(self.schema, "title_key", key), limit=5)
-        return [self._id(searcher, addr) for _, addr in res.hits]
+        return self._ids(searcher, res.hits)
 
     def count(self) -> int:
         return int(self.index.searcher().num_docs)
