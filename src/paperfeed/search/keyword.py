@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import tantivy
 
 from paperfeed.search.query import ParsedQuery, fold, title_key
@@ -27,6 +28,10 @@ AUTHORS_BOOST = 1.5  # a name in the author list is a strong signal
 FUZZY_BOOST = 0.5  # a guessed spelling counts half as much as a word the user typed right
 FUZZY_MIN_CHARS = 5  # shorter words have too many neighbours within one edit
 SCHEMA_VERSION = 2  # bump when fields or analyzers change: the index is rebuilt
+# Bulk loads (paperfeed index on a fresh index or a large backlog): one writer for the run.
+# 256 MB of indexing heap per thread makes segments of ~100k papers (fewer merges); measured
+# in bench/search_latency.py (README ## Search).
+BULK_HEAP_PER_THREAD = 256_000_000  # bytes
 
 
 @dataclass
@@ -252,7 +257,8 @@ class TantivyBackend:
         """Paper ids of search hits, read from the `id` fast field (no stored-document fetch)."""
         if not hits:
             return []
-        return [int(v) for v in searcher.fast_field_values("id", [addr for _, addr in hits])]
+        values = searcher.fast_field_values("id", [addr for _, addr in hits])
+        return [int(v) for v in values if v is not None]  # every document has an id
 
     def filter_ids(self, q: ParsedQuery, paper_ids: Sequence[int]) -> set[int]:
         """Those of paper_ids that satisfy the query's phrases, exclusions and filters."""
@@ -280,8 +286,8 @@ class TantivyBackend:
             [*should, *self._constraints(q), (tantivy.Occur.Must, only)]
         )
         res = searcher.search(query, limit=len(paper_ids), count=False)
-        ids = self._ids(searcher, res.hits)
-        return {pid: float(score) for pid, (score, _) in zip(ids, res.hits, strict=True)}
+        found = self._ids(searcher, res.hits)
+        return {pid: float(score) for pid, (score, _) in zip(found, res.hits, strict=True)}
 
     def title_matches(self, text: str) -> list[int]:
         key = title_key(text)
@@ -340,6 +346,13 @@ class TantivyBackend:
         self.index.reload()
         return len(batch)
 
+    def bulk(self, threads: int = 1) -> BulkWriter:
+        """One writer for a large load; see BulkWriter. The index is no longer `fresh` once
+        the load starts (a retry after a failure must replace, not append)."""
+        writer = BulkWriter(self, threads)
+        self.fresh = False
+        return writer
+
     def clear(self) -> None:
         """Remove every document (the next sync re-adds the whole catalog)."""
         writer = self.index.writer(heap_size=15_000_000, num_threads=1)
@@ -358,3 +371,59 @@ class TantivyBackend:
         writer.commit()
         writer.wait_merging_threads()
         self.index.reload()
+
+
+class BulkWriter:
+    """A large keyword load through one tantivy writer: commits only when asked (the caller
+    checkpoints its watermark after each), and deletes a paper's old document only when it
+    can exist. On an index that was `fresh` when the load began, that is only for a paper
+    already written by this load (one modified while the load ran): no delete query per batch."""
+
+    def __init__(self, backend: TantivyBackend, threads: int) -> None:
+        self.backend = backend
+        self.fresh = backend.fresh
+        threads = max(1, threads)
+        self.writer = backend.index.writer(
+            heap_size=BULK_HEAP_PER_THREAD * threads, num_threads=threads
+        )
+        self._written = np.zeros(0, dtype=bool)  # by paper id: added during this load
+
+    def _may_exist(self, paper_ids: list[int]) -> list[int]:
+        if not self.fresh:
+            return paper_ids
+        written = self._written
+        return [i for i in paper_ids if i < len(written) and written[i]]
+
+    def _mark(self, paper_ids: list[int]) -> None:
+        if not self.fresh or not paper_ids:
+            return
+        top = max(paper_ids)
+        if top >= len(self._written):
+            grown = np.zeros(max(top + 1, 2 * len(self._written)), dtype=bool)
+            grown[: len(self._written)] = self._written
+            self._written = grown
+        self._written[paper_ids] = True
+
+    def upsert(self, docs: Sequence[KeywordDoc]) -> None:
+        """Add (or replace) these papers' documents; visible after the next commit()."""
+        ids = [d.paper_id for d in docs]
+        self.delete(ids)
+        for doc in docs:
+            self.writer.add_document(self.backend._document(doc))
+        self._mark(ids)
+
+    def delete(self, paper_ids: list[int]) -> None:
+        stale = self._may_exist(paper_ids)
+        if stale:
+            self.writer.delete_documents_by_query(self.backend._delete_query(stale))
+
+    def commit(self) -> None:
+        self.writer.commit()
+
+    def close(self, ok: bool = True) -> None:
+        """Finish: wait for merges and let readers see the committed documents; `ok=False`
+        drops what was not committed."""
+        if not ok:
+            self.writer.rollback()
+        self.writer.wait_merging_threads()
+        self.backend.index.reload()
