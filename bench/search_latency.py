@@ -1,7 +1,9 @@
 """Hybrid search latency at 10k / 100k / 1M papers, index build time, memory, ANN recall.
 
 Usage: python bench/search_latency.py [--sizes 10000,100000,1000000] [--queries 200]
-  build: a real SQLite catalog + tantivy index + vector index under bench/out/latency-N/
+         [--vectors-from bench/out/vectors-1000000] [--skip-build] [--nprobe 64]
+  build: a real SQLite catalog + tantivy index (through index_pending, i.e. the bulk load a
+         fresh index gets) + vector index under bench/out/latency-N/
          (texts: real titles/abstracts from ../shared/data, beyond 40k papers synthetic ones made
          of real sentences; vectors: real MiniLM vectors from bench/out caches, replicated with
          Gaussian noise beyond their count, re-normalised)
