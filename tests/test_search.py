@@ -218,6 +218,73 @@ def test_incremental_indexing(settings: Settings, engine: Engine) -> None:
         assert search(conn, settings, "denoising", mode="keyword").hits == []
 
 
+def _keyword_only(settings: Settings) -> Settings:
+    return Settings(
+        database_url=settings.database_url, data_dir=settings.data_dir, search_semantic=False
+    )
+
+
+def test_bulk_keyword_load_resumes_after_a_crash(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paperfeed.search import indexing, store
+
+    if engine.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL keeps its keyword column itself")
+    settings = _keyword_only(settings)
+    monkeypatch.setattr(indexing, "BULK_READ", 2)
+    monkeypatch.setattr(indexing, "BULK_COMMIT", 4)
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS)  # 9 visible, the last one hidden
+
+    def killed(stage: str, done: int, total: int) -> None:
+        if done >= 6:
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        index_pending(engine, settings, progress=killed)
+    # The first commit (4 papers) and its watermark survived; the next batch was rolled back.
+    assert store.embedded(settings).keyword.count() == 4
+    store.forget(settings)  # as a new process would
+    again = index_pending(engine, settings)
+    assert (again.keyword_updated, again.keyword_deleted) == (5, 1)
+    assert store.embedded(settings).keyword.count() == 9
+    assert index_pending(engine, settings).keyword_updated == 0
+
+
+def test_bulk_keyword_load_replaces_papers_changed_during_it(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paperfeed.search import indexing, store
+
+    if engine.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL keeps its keyword column itself")
+    settings = _keyword_only(settings)
+    monkeypatch.setattr(indexing, "BULK_READ", 2)
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS)
+
+    def edit_once(stage: str, done: int, total: int) -> None:
+        if done == 2:  # the first batch is written: change one of its papers
+            with db.transaction(engine) as conn:
+                edit_paper(conn, PAPERS[0]["arxiv_id"], title="Photosynthesis in Chloroplasts")
+
+    first = index_pending(engine, settings, progress=edit_once)
+    assert first.keyword_updated == 10  # 9 papers, one of them twice (no rebuild was needed)
+    assert store.embedded(settings).keyword.count() == 9
+    assert ids((settings, engine), "photosynthesis", mode="keyword") == [PAPERS[0]["arxiv_id"]]
+    # A large backlog on an existing index also goes in bulk, replacing old documents.
+    monkeypatch.setattr(indexing, "BULK_MIN", 1)
+    with db.transaction(engine) as conn:
+        edit_paper(conn, "1706.03762", title="Attention Is Not All You Need")
+        edit_paper(conn, "2006.11239", hidden=True)
+    second = index_pending(engine, settings)
+    assert (second.keyword_updated, second.keyword_deleted) == (1, 1)
+    assert store.embedded(settings).keyword.count() == 8
+    assert ids((settings, engine), "not all you need", mode="keyword")[0] == "1706.03762"
+    assert "2006.11239" not in ids((settings, engine), "denoising diffusion", mode="keyword")
+
+
 def test_vector_index_ivf_matches_exact(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(50, 384))

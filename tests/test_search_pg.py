@@ -258,7 +258,7 @@ def test_title_and_author_matches_use_the_small_vector(settings: Settings, engin
         plan = conn.execute(
             text("EXPLAIN SELECT id FROM papers p WHERE p.rank_tsv @@ 'x:A'::tsquery")
         ).scalars()
-        assert "ix_papers_rank_tsv" in " ".join(plan)  # migration 0006
+        assert "ix_papers_rank_tsv" in " ".join(plan)  # migration 0007
         backend = pg.PgKeywordBackend(conn)
         # A typo gets only the one-edit variants some paper has; a name whose English stem
         # differs ('kaiming' -> 'kaim') is known as a name and gets none.

@@ -157,7 +157,12 @@ def submitter_names(conn: Connection, rows: list[Any]) -> dict[int, str]:
 
 def latest_period(conn: Connection) -> Period:
     """The latest featured day (today when nothing is featured yet)."""
-    latest = conn.execute(select(func.max(papers_t.c.featured_date)).where(_visible())).scalar()
+    latest = conn.execute(
+        select(func.max(papers_t.c.featured_date)).where(
+            _visible(),
+            papers_t.c.featured_date.is_not(None),  # the partial index's condition
+        )
+    ).scalar()
     return Period.containing("date", latest or dt.date.today())
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -73,9 +74,7 @@ class Paper(Base):
     code_stars: Mapped[int | None] = mapped_column(Integer)
     project_page: Mapped[str | None] = mapped_column(String(500))
     featured_date: Mapped[dt.date | None] = mapped_column(Date)  # ix_papers_featured_upvotes
-    submitted_by_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"), index=True
-    )
+    submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     submitted_by_name: Mapped[str | None] = mapped_column(String(100))  # external submitter (HF)
     source_upvotes: Mapped[int] = mapped_column(Integer, default=0)  # count reported by a source
     upvotes: Mapped[int] = mapped_column(Integer, default=0)  # source_upvotes + local votes
@@ -88,10 +87,32 @@ class Paper(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     modified_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
+    # Partial (0006): bulk imports leave featured_date and submitted_by_id empty, so their rows
+    # skip these indexes; queries must imply "IS NOT NULL" (a range, an equality) to use them.
     __table_args__ = (
-        Index("ix_papers_featured_upvotes", "featured_date", "upvotes"),
+        Index(
+            "ix_papers_featured_upvotes",
+            "featured_date",
+            "upvotes",
+            sqlite_where=text("featured_date IS NOT NULL"),
+            postgresql_where=text("featured_date IS NOT NULL"),
+        ),
         # Trending windows rank from this index alone (see ranking.trending).
-        Index("ix_papers_featured_hotness", "featured_date", "hotness", "arxiv_id", "hidden"),
+        Index(
+            "ix_papers_featured_hotness",
+            "featured_date",
+            "hotness",
+            "arxiv_id",
+            "hidden",
+            sqlite_where=text("featured_date IS NOT NULL"),
+            postgresql_where=text("featured_date IS NOT NULL"),
+        ),
+        Index(
+            "ix_papers_submitted_by_id",
+            "submitted_by_id",
+            sqlite_where=text("submitted_by_id IS NOT NULL"),
+            postgresql_where=text("submitted_by_id IS NOT NULL"),
+        ),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import operator
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -156,6 +157,27 @@ def _merged_row(cur: dict[str, Any], rec: PaperRecord) -> dict[str, Any]:
     return row
 
 
+MAX_PARAMS = 30_000  # bind parameters per statement (SQLite allows 32,766; PostgreSQL 65,535)
+MAX_ROWS_PER_INSERT = 500  # rows per multi-row INSERT
+
+
+def _insert_rows(conn: Connection, table: str, cols: Sequence[str], rows: Sequence[tuple]) -> None:
+    """Plain DBAPI multi-row INSERTs (hundreds of rows per statement). Bulk imports write
+    ~10 rows per paper: SQLAlchemy's per-row parameter handling would cost more than the
+    database's insert itself, and on PostgreSQL one statement carries hundreds of rows."""
+    if not rows:
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    one = f"({', '.join([mark] * len(cols))})"
+    head = f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in cols)}) VALUES "
+    per = max(1, min(MAX_ROWS_PER_INSERT, MAX_PARAMS // len(cols)))
+    for start in range(0, len(rows), per):
+        part = rows[start : start + per]
+        flat = tuple(itertools.chain.from_iterable(part))
+        conn.exec_driver_sql(head + ", ".join([one] * len(part)), flat)
+
+
 def _write_side_tables(
     conn: Connection, rows: Sequence[dict[str, Any]], *, replace: Sequence[int] = ()
 ) -> None:
@@ -168,30 +190,16 @@ def _write_side_tables(
         (r["id"], i, n[:300], name_key(n)[:300]) for r in rows for i, n in enumerate(r["authors"])
     ]
     cat_rows = [(r["id"], c) for r in rows for c in dict.fromkeys(r["categories"])]
-    # Plain DBAPI executemany: these are the bulk of an import's rows (about 6 per paper) and
-    # SQLAlchemy's per-row parameter processing would cost more than SQLite's insert itself.
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    if author_rows:
-        conn.exec_driver_sql(
-            "INSERT INTO paper_authors (paper_id, position, name, name_key) "
-            f"VALUES ({mark}, {mark}, {mark}, {mark})",
-            author_rows,
-        )
-    if cat_rows:
-        conn.exec_driver_sql(
-            f"INSERT INTO paper_categories (paper_id, category) VALUES ({mark}, {mark})", cat_rows
-        )
+    _insert_rows(conn, "paper_authors", ("paper_id", "position", "name", "name_key"), author_rows)
+    _insert_rows(conn, "paper_categories", ("paper_id", "category"), cat_rows)
 
 
 def _insert_papers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Bulk INSERT (executemany) of new papers through the DBAPI, values converted by each
-    column's own type for this dialect: SQLAlchemy's generic per-row parameter handling
-    cost more than SQLite's insert itself (bench/ingest.py --profile)."""
+    """Bulk INSERT of new papers, values converted by each column's own type for this dialect
+    (what SQLAlchemy would do, without its per-row overhead)."""
     dialect = conn.dialect
     cols = list(rows[0])
     convert = [papers_t.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
-    quote = dialect.identifier_preparer.quote
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
     values = operator.itemgetter(*cols)
     converted = [(i, f) for i, f in enumerate(convert) if f is not None]
     params = []
@@ -200,11 +208,7 @@ def _insert_papers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         for i, f in converted:
             row[i] = f(row[i])
         params.append(tuple(row))
-    conn.exec_driver_sql(
-        f"INSERT INTO papers ({', '.join(quote(c) for c in cols)}) "
-        f"VALUES ({', '.join([mark] * len(cols))})",
-        params,
-    )
+    _insert_rows(conn, "papers", cols, params)
 
 
 def _hotness(row: dict[str, Any], weights: ranking.Weights) -> float:

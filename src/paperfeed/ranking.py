@@ -314,7 +314,10 @@ def window_start(conn: Connection, window: str) -> dt.date | None:
     if days is None:
         return None
     latest = conn.execute(
-        select(func.max(papers_t.c.featured_date)).where(papers_t.c.hidden.is_(False))
+        select(func.max(papers_t.c.featured_date)).where(
+            papers_t.c.hidden.is_(False),
+            papers_t.c.featured_date.is_not(None),  # partial index
+        )
     ).scalar()
     latest = latest or dt.date.today()
     return latest - dt.timedelta(days=days - 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,10 +19,15 @@ from paperfeed.config import Settings
 from paperfeed.models import Embedding, IngestState, Paper
 from paperfeed.search import store
 from paperfeed.search.embedder import DIM, get_embedder, paper_text
-from paperfeed.search.keyword import KeywordDoc
+from paperfeed.search.keyword import BulkWriter, KeywordDoc, TantivyBackend
 from paperfeed.search.vectors import current_count, write_index
 
 KEYWORD_BATCH = 1000  # papers per keyword-index commit (and per watermark checkpoint)
+# Bulk keyword load (a fresh index, or a backlog this large): one writer, few commits.
+BULK_MIN = 20_000  # pending papers from which an existing index is loaded in bulk
+BULK_READ = 5_000  # papers per catalog read in bulk mode
+BULK_COMMIT = 100_000  # papers per commit + watermark checkpoint in bulk mode (a crash redoes
+# at most this many; a commit costs a segment flush, so fewer is faster)
 EMBED_COMMIT = 64  # papers per embeddings transaction: a crash loses at most this much work
 KEYWORD_STATE = "search:keyword"
 EMBED_STATE = "search:embeddings"
@@ -88,51 +94,62 @@ def _after(mark: dict[str, Any]) -> Any:
     return or_(Paper.modified_at > when, and_(Paper.modified_at == when, Paper.id > mark["id"]))
 
 
+def _keyword_rows(engine: Engine, mark: dict[str, Any], limit: int) -> list[Any]:
+    """The next `limit` papers after the watermark, in (modified_at, id) order."""
+    with db.read(engine) as conn:
+        return list(
+            conn.execute(
+                select(
+                    Paper.id,
+                    Paper.title,
+                    Paper.abstract,
+                    Paper.authors,
+                    Paper.categories,
+                    Paper.published,
+                    Paper.code_url,
+                    Paper.hidden,
+                    Paper.modified_at,
+                )
+                .where(_after(mark))
+                .order_by(Paper.modified_at, Paper.id)
+                .limit(limit)
+            ).all()
+        )
+
+
+def _keyword_doc(r: Any) -> KeywordDoc:
+    return KeywordDoc(
+        r.id,
+        r.title or "",
+        r.abstract or "",
+        list(r.authors or []),
+        list(r.categories or []),
+        r.published,
+        bool(r.code_url),
+    )
+
+
 def _sync_keyword(
     engine: Engine, settings: Settings, report: IndexReport, progress: Progress | None
 ) -> None:
+    """Bring the keyword index up to the catalog from the watermark: batch by batch with a
+    commit each, or, on a fresh index or a backlog of BULK_MIN papers, as one bulk load
+    committing every BULK_COMMIT papers. Either way the watermark is saved only after the
+    documents before it were committed, so an interrupted run resumes and a rerun replaces."""
     backend = store.embedded(settings).keyword
     with db.read(engine) as conn:
         mark = {} if backend.fresh else _get_state(conn, KEYWORD_STATE)
         total = conn.execute(
             select(func.count()).select_from(Paper).where(_after(mark))
         ).scalar_one()
+    if total and (backend.fresh or total >= BULK_MIN):
+        _bulk_keyword(engine, settings, backend, mark, total, report, progress)
+        return
     done = 0
-    cols = (
-        Paper.id,
-        Paper.title,
-        Paper.abstract,
-        Paper.authors,
-        Paper.categories,
-        Paper.published,
-        Paper.code_url,
-        Paper.hidden,
-        Paper.modified_at,
-    )
-    while True:
-        with db.read(engine) as conn:
-            rows = conn.execute(
-                select(*cols)
-                .where(_after(mark))
-                .order_by(Paper.modified_at, Paper.id)
-                .limit(KEYWORD_BATCH)
-            ).all()
-        if not rows:
-            break
+    while rows := _keyword_rows(engine, mark, KEYWORD_BATCH):
         visible = [r for r in rows if not r.hidden]
         hidden = [r.id for r in rows if r.hidden]
-        backend.upsert(
-            KeywordDoc(
-                r.id,
-                r.title or "",
-                r.abstract or "",
-                list(r.authors or []),
-                list(r.categories or []),
-                r.published,
-                bool(r.code_url),
-            )
-            for r in visible
-        )
+        backend.upsert(_keyword_doc(r) for r in visible)
         if hidden:
             backend.delete(hidden)
         report.keyword_updated += len(visible)
@@ -144,6 +161,48 @@ def _sync_keyword(
         if progress:
             progress("keyword index", done, total)
     backend.fresh = False
+
+
+def _bulk_keyword(
+    engine: Engine,
+    settings: Settings,
+    backend: TantivyBackend,
+    mark: dict[str, Any],
+    total: int,
+    report: IndexReport,
+    progress: Progress | None,
+) -> None:
+    writer = backend.bulk(settings.search_threads or os.cpu_count() or 1)
+    ok = False
+    try:
+        done = pending = 0
+        while rows := _keyword_rows(engine, mark, BULK_READ):
+            visible = [r for r in rows if not r.hidden]
+            hidden = [r.id for r in rows if r.hidden]
+            writer.upsert([_keyword_doc(r) for r in visible])
+            writer.delete(hidden)
+            report.keyword_updated += len(visible)
+            report.keyword_deleted += len(hidden)
+            mark = {"modified_at": rows[-1].modified_at.isoformat(), "id": rows[-1].id}
+            done += len(rows)
+            pending += len(rows)
+            if pending >= BULK_COMMIT:
+                _checkpoint(engine, writer, mark)
+                pending = 0
+            if progress:
+                progress("keyword index", done, total)
+        _checkpoint(engine, writer, mark)
+        ok = True
+    finally:
+        writer.close(ok)
+
+
+def _checkpoint(engine: Engine, writer: BulkWriter, mark: dict[str, Any]) -> None:
+    """Commit the bulk writer, then record how far it got."""
+    writer.commit()
+    if mark:
+        with db.transaction(engine) as conn:
+            _set_state(conn, KEYWORD_STATE, mark)
 
 
 def _keyword_drifted(engine: Engine, settings: Settings) -> bool:

@@ -223,7 +223,7 @@ class PgKeywordBackend:
         Tiers: all words in the title, all words anywhere, any word in the title or authors,
         any word. A paper's score is the number of tiers below its best one plus ts_rank
         against any word (title > authors > abstract), so search() and scores() agree. Only
-        the second and last tiers match on the big vector (see migration 0006_search_rank).
+        the second and last tiers match on the big vector (see migration 0007_search_rank).
         """
         words = [*q.terms, *q.phrases]
         per_word = [_word_query(params, w) for w in words]

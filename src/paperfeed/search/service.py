@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from paperfeed.config import Settings
 from paperfeed.models import Embedding, Paper
@@ -16,7 +16,7 @@ from paperfeed.search import store
 from paperfeed.search.embedder import get_embedder
 from paperfeed.search.fusion import FusionParams, fuse
 from paperfeed.search.query import ParsedQuery, parse_query
-from paperfeed.search.snippets import snippet_html
+from paperfeed.search.snippets import Highlighter, snippet_html
 from paperfeed.sources import InvalidArxivId, parse_arxiv_id
 
 POOL = 100  # candidates taken from each side before fusion (the page is cut from the fused list)
@@ -25,6 +25,20 @@ MAX_OFFSET = 1000  # deeper paging is a scraper, not a reader
 MODES = ("hybrid", "keyword", "semantic")
 # Anything that looks like a (possibly mistyped) new-style arXiv id inside a query.
 _ID_LIKE = re.compile(r"(?<![\d.])(\d{4})[.\s_-]?(\d{4,5})(?:v\d+)?(?![\d.])")
+# Built once: an expanding IN parameter keeps SQLAlchemy's compiled-statement cache warm (a
+# fresh in_(list) per query cost ~1 ms of statement building for 200 ids).
+_VISIBLE = select(Paper.id).where(
+    Paper.id.in_(bindparam("ids", expanding=True)), Paper.hidden.is_(False)
+)
+_ROWS = select(
+    Paper.id,
+    Paper.arxiv_id,
+    Paper.title,
+    Paper.authors,
+    Paper.abstract,
+    Paper.upvotes,
+    Paper.published,
+).where(Paper.id.in_(bindparam("ids", expanding=True)), Paper.hidden.is_(False))
 
 
 @dataclass
@@ -98,7 +112,11 @@ def _semantic(
 
 
 def hybrid_lists(
-    settings: Settings, q: ParsedQuery, pool: int = POOL, conn: Connection | None = None
+    settings: Settings,
+    q: ParsedQuery,
+    pool: int = POOL,
+    conn: Connection | None = None,
+    h: store.Handles | None = None,
 ) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
     """Both rankings over the union of their top-`pool` candidates, every candidate scored
     by both sides: the exact cosine of keyword-only hits, the BM25 of semantic-only ones.
@@ -106,7 +124,7 @@ def hybrid_lists(
     counts as zero there) keeps hybrid Recall@100 above both components on SciFact and CACM
     (bench/search_quality.py, README ## Search). `conn`: the PostgreSQL backends read
     through it."""
-    h = store.handles(settings, conn)
+    h = h or store.handles(settings, conn)
     keyword = h.keyword.search(q, pool).hits
     semantic, index, vec = _semantic(settings, h, q, pool)
     if index is not None and vec is not None:
@@ -173,7 +191,7 @@ def search(
     elif mode == "semantic":
         ranked = semantic_hits
     else:
-        keyword_hits, semantic_hits = hybrid_lists(settings, q, pool, conn)
+        keyword_hits, semantic_hits = hybrid_lists(settings, q, pool, conn, h)
         ranked = fuse(keyword_hits, semantic_hits, fusion or FusionParams())
     if mode == "hybrid" and _is_author_query(q) and ranked:
         by_author = h.keyword.filter_ids(
@@ -186,15 +204,7 @@ def search(
     ranked = [(pid, top + 1.0) for pid in pinned] + [r for r in ranked if r[0] not in pinned]
     # Hidden (or deleted) papers may still sit in an index until the next `paperfeed index`.
     ids = [pid for pid, _ in ranked]
-    visible = (
-        set(
-            conn.execute(
-                select(Paper.id).where(Paper.id.in_(ids), Paper.hidden.is_(False))
-            ).scalars()
-        )
-        if ids
-        else set()
-    )
+    visible = set(conn.execute(_VISIBLE, {"ids": ids}).scalars().all()) if ids else set()
     ranked = [r for r in ranked if r[0] in visible]
     # Candidates after fusion; a full pool means there may be more (counting them all would
     # turn off tantivy's WAND pruning, or rank every match on PostgreSQL): the page shows "100+".
@@ -206,6 +216,7 @@ def search(
             matched.update(h.keyword.analyze(word))
     shown = ranked[offset : offset + limit]
     rows = _rows(conn, [pid for pid, _ in shown])
+    highlight = Highlighter(matched, h.keyword.analyze)
     for pid, score in shown:
         r = rows[pid]
         page.hits.append(
@@ -214,7 +225,7 @@ def search(
                 arxiv_id=r.arxiv_id,
                 title=r.title,
                 authors=list(r.authors or []),
-                snippet_html=snippet_html(r.abstract or "", matched, h.keyword.analyze),
+                snippet_html=highlight.snippet(r.abstract or ""),
                 score=round(float(score), 6),
                 upvotes=r.upvotes or 0,
                 published=r.published,
@@ -248,6 +259,7 @@ def _finish(
     page.total = len(ids)
     shown = ids[page.offset : page.offset + page.limit]
     rows = _rows(conn, shown)
+    highlight = Highlighter(matched, h.keyword.analyze)
     for rank, pid in enumerate(shown, start=page.offset + 1):
         if pid in rows:
             r = rows[pid]
@@ -257,7 +269,7 @@ def _finish(
                     arxiv_id=r.arxiv_id,
                     title=r.title,
                     authors=list(r.authors or []),
-                    snippet_html=snippet_html(r.abstract or "", matched, h.keyword.analyze),
+                    snippet_html=highlight.snippet(r.abstract or ""),
                     score=round(1.0 / rank, 6),
                     upvotes=r.upvotes or 0,
                     published=r.published,
@@ -272,17 +284,7 @@ def _rows(conn: Connection, ids: list[int]) -> dict[int, Any]:
     """Display fields of visible papers by id."""
     if not ids:
         return {}
-    cols = (
-        Paper.id,
-        Paper.arxiv_id,
-        Paper.title,
-        Paper.authors,
-        Paper.abstract,
-        Paper.upvotes,
-        Paper.published,
-    )
-    query = select(*cols).where(Paper.id.in_(ids), Paper.hidden.is_(False))
-    return {r.id: r for r in conn.execute(query)}
+    return {r.id: r for r in conn.execute(_ROWS, {"ids": ids}).all()}
 
 
 def similar(conn: Connection, settings: Settings, paper_id: int, k: int = 10) -> list[SearchHit]:

@@ -9,8 +9,8 @@ catalog, half a second. `rank_tsv` is the title (English, A) and the folded auth
 pass of search.pg read no TOAST. `search_tsv` stays for matching words anywhere and for the
 final ranking of the few best candidates. A no-op on SQLite.
 
-Revision ID: 0006_search_rank
-Revises: 0005_search_fold
+Revision ID: 0007_search_rank
+Revises: 0006_partial_paper_indexes
 """
 
 import unicodedata
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0006_search_rank"
-down_revision: str | Sequence[str] | None = "0005_search_fold"
+revision: str = "0007_search_rank"
+down_revision: str | Sequence[str] | None = "0006_partial_paper_indexes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
