@@ -2,6 +2,7 @@
 
 Usage: python bench/pgvector_vs_embedded.py --db postgresql+psycopg://postgres@127.0.0.1:PORT/postgres
        [--n 1000000] [--real 3000] [--queries 200] [--pools 100] [--ef 40,100,200,400]
+       [--skip-embedded | --skip-pgvector] [--nprobe N]
 
 Vectors: --real abstracts from ../shared/data/arxiv_snapshot_sample.jsonl embedded with the
 production embedder (all-MiniLM-L6-v2, ONNX), then expanded to --n by mixing two real vectors
@@ -27,6 +28,7 @@ import numpy as np
 from sqlalchemy import create_engine, make_url, text
 
 from paperfeed import db
+from paperfeed.config import Settings
 from paperfeed.search import pg
 from paperfeed.search.embedder import DIM, get_embedder, paper_text
 from paperfeed.search.vectors import load_index, write_index
@@ -92,12 +94,14 @@ def pct(times: list[float]) -> tuple[float, float]:
     return statistics.median(s), s[min(len(s) - 1, int(len(s) * 0.99))]
 
 
-def bench_embedded(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> None:
+def bench_embedded(
+    vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, nprobe: int
+) -> None:
     root = Path(tempfile.mkdtemp(prefix="pf-vec-"))
     t0 = time.perf_counter()
     write_index(root, np.arange(len(vectors), dtype=np.int64), vectors, exact_max=20_000, threads=2)
     build = time.perf_counter() - t0
-    index = load_index(root, nprobe=32)
+    index = load_index(root, nprobe=nprobe)
     assert index is not None
     index.search(queries[0], K)
     found, times = [], []
@@ -107,7 +111,7 @@ def bench_embedded(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray) 
         times.append((time.perf_counter() - t) * 1000)
         found.append([pid for pid, _ in hits])
     p50, p99 = pct(times)
-    kind = "exact numpy" if index.ivf is None else "faiss IVF-SQ8 + fp16 rescoring, nprobe 32"
+    kind = "exact" if index.ivf is None else f"faiss IVF-SQ8 + fp16 rescoring, nprobe {nprobe}"
     print(
         f"embedded ({kind}): build {build:.0f} s, p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
         f"recall@10 {recall(found, truth):.3f}"
@@ -185,7 +189,7 @@ def bench_pgvector(
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--db", required=True, help="PostgreSQL URL (SQLAlchemy or libpq form)")
+    ap.add_argument("--db", help="PostgreSQL URL (SQLAlchemy or libpq form)")
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--real", type=int, default=3000)
     ap.add_argument("--queries", type=int, default=200)
@@ -194,8 +198,16 @@ def main() -> None:
         "--ef", default="40,100,200,400", help="PAPERFEED_SEARCH_HNSW_EF_SEARCH values (≥ k used)"
     )
     ap.add_argument("--skip-embedded", action="store_true")
+    ap.add_argument("--skip-pgvector", action="store_true")
+    ap.add_argument(
+        "--nprobe",
+        type=int,
+        default=Settings().search_ivf_nprobe,
+        help="IVF lists probed by the embedded index (default: PAPERFEED_SEARCH_IVF_NPROBE)",
+    )
     args = ap.parse_args()
-    url = make_url(args.db).set(drivername="postgresql+psycopg")
+    if not args.skip_pgvector and not args.db:
+        ap.error("--db is required unless --skip-pgvector")
     real = real_vectors(args.real + args.queries)
     base, queries = real[: args.real], real[args.real :]
     t0 = time.perf_counter()
@@ -206,7 +218,10 @@ def main() -> None:
         f"queries, exact truth in {time.perf_counter() - t0:.0f} s; one query at a time"
     )
     if not args.skip_embedded:
-        bench_embedded(vectors, queries, truth)
+        bench_embedded(vectors, queries, truth, args.nprobe)
+    if args.skip_pgvector:
+        return
+    url = make_url(args.db).set(drivername="postgresql+psycopg")
     bench_pgvector(
         url.render_as_string(hide_password=False),
         vectors,
