@@ -35,6 +35,9 @@ state_t = table_of(IngestState)
 BATCH_SIZE = 5000  # records per transaction: amortises commits (and WAL rewrites of index
 # pages), bounds memory and the work a Ctrl-C throws away
 MAX_BATCH_FACTOR = 10  # a source that checkpoints rarely is still flushed at 10 x BATCH_SIZE
+INGEST_CACHE_KIB = 64 * 1024  # SQLite page cache of the ingesting connection (default 2 MiB):
+# new rows land all over the author-name, hotness and date indexes; at 300k papers this cache
+# makes a bulk ingest ~13% faster (bench/ingest.py). Bounded, so memory stays flat.
 KEEP_REJECTIONS = 100  # rejections kept for the report; the rest are only counted
 
 
@@ -125,6 +128,8 @@ def run(
         if made_for is not None and len(ready) == len(batch):
             prepared = papers.Prepared(made_for[0], made_for[1], ready)
         with db.transaction(engine) as conn:
+            if conn.dialect.name == "sqlite":  # per connection; takes effect at once
+                conn.exec_driver_sql(f"PRAGMA cache_size=-{INGEST_CACHE_KIB}")
             stats = papers.upsert_records(conn, batch, prepared)
             if pending is not None and pending.key:
                 save_checkpoint(conn, pending.key, pending.state)
