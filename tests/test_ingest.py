@@ -279,7 +279,8 @@ def test_oai_outage_then_resume(db_url: str, shared_data: Path, monkeypatch):
 def test_sigint_in_a_real_process_then_resume(db_url: str, shared_data: Path, tmp_path: Path):
     """Ctrl-C delivered to a real `paperfeed ingest snapshot` process: exit 130, committed
     batches kept, the rerun finishes with nothing lost and nothing duplicated."""
-    path = sample(shared_data, tmp_path, 2500)
+    n = 6_000  # enough that the signal lands mid-file even when the test process is slow
+    path = sample(shared_data, tmp_path, n)
     engine = db.make_engine(db_url)
     cmd = [
         sys.executable,
@@ -303,8 +304,8 @@ def test_sigint_in_a_real_process_then_resume(db_url: str, shared_data: Path, tm
     assert proc.returncode == EXIT_INTERRUPTED, out
     assert b"rerun the same command to resume" in out
     committed = count(engine)
-    assert 0 < committed < 2500
+    assert 0 < committed < n
     result = runner.invoke(app, ["ingest", "snapshot", str(path)])
     assert result.exit_code == 0, result.output
-    assert f"{2500 - committed} new, 0 updated, 0 unchanged" in result.output
-    assert count(engine) == 2500
+    assert f"{n - committed} new, 0 updated, 0 unchanged" in result.output
+    assert count(engine) == n
