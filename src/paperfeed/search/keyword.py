@@ -28,6 +28,12 @@ TITLE_BOOST = 0.25
 AUTHORS_BOOST = 1.5  # a name in the author list is a strong signal
 FUZZY_BOOST = 0.5  # a guessed spelling counts half as much as a word the user typed right
 FUZZY_MIN_CHARS = 5  # shorter words have too many neighbours within one edit
+# Typo expansion only in queries of at most this many words: there a mistyped word is a big part
+# of what was asked, while in a long query the guessed spelling's constant 0.5 is noise next to
+# the other words' BM25 (and the semantic side reads misspellings anyway). It is also the costly
+# part: a fuzzy term walks every segment's term dictionary, ~5-10 ms per unknown word at 1M
+# papers (the slowest SciFact claims in bench/search_latency.py had 2-5 unknown words).
+FUZZY_MAX_WORDS = 4
 # The fields a query word is looked up in, with their analyzer and weight.
 WORD_FIELDS = (
     ("text", "pf_en", TEXT_BOOST),
@@ -244,7 +250,7 @@ class TantivyBackend:
                         self.schema, fname, list[str | tuple[int, str]](tokens)
                     )
                     other.append(tantivy.Query.boost_query(phrase, boost))
-            fuzzy = self._fuzzy(searcher, word)
+            fuzzy = self._fuzzy(searcher, word) if len(q.terms) <= FUZZY_MAX_WORDS else None
             if fuzzy is not None:
                 other.append(fuzzy)
         should = [
@@ -327,10 +333,21 @@ class TantivyBackend:
         must = self._constraints(q)
         if not must or not paper_ids:
             return set(paper_ids)
-        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, self._id_set(paper_ids)), *must])
         searcher = self.index.searcher()
+        if self._unknown_author(searcher, q):
+            return set()
+        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, self._id_set(paper_ids)), *must])
         res = searcher.search(query, limit=len(paper_ids), count=False)
         return set(self._ids(searcher, res.hits))
+
+    def _unknown_author(self, searcher: tantivy.Searcher, q: ParsedQuery) -> bool:
+        """Whether an `author:` name has a word no author has (then nothing can match: the
+        check of "two words that may be a name" costs no id query for most queries)."""
+        return any(
+            not searcher.doc_freq("authors", token)
+            for name in q.authors
+            for token in self.analyzers["pf_name"].analyze(fold(name))
+        )
 
     def scores(self, q: ParsedQuery, paper_ids: Sequence[int]) -> dict[int, float]:
         """The BM25 score search() gives each of paper_ids (absent: no word matches), for
