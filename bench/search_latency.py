@@ -179,6 +179,8 @@ def queries(count: int) -> list[str]:
 def _stage_timers(stages: dict[str, float]) -> None:
     """Wrap the functions search() calls so each adds its thread-CPU milliseconds to `stages`
     (per query; the caller clears it). Thread CPU: a stage run on another thread counts there."""
+    from sqlalchemy import Connection
+
     from paperfeed.search import service
     from paperfeed.search.embedder import Embedder
     from paperfeed.search.keyword import TantivyBackend
@@ -205,9 +207,10 @@ def _stage_timers(stages: dict[str, float]) -> None:
     wrap(TantivyBackend, "filter_ids", "filter/author check")
     wrap(TantivyBackend, "title_matches", "exact title")
     wrap(Highlighter, "snippet", "snippets")
-    wrap(service, "_paper_ids_for", "SQL")
-    wrap(service, "_rows", "SQL")
+    wrap(Connection, "execute", "SQL (ids, visibility, rows)")
     wrap(service, "fuse", "fusion")
+    wrap(service, "parse_query", "parse")
+    wrap(service, "hybrid_lists", "hybrid_lists (all in it)")
 
 
 def serve(root: Path, count: int, nprobe: int, stages_out: Path | None = None) -> None:
@@ -292,7 +295,14 @@ def _print_stages(qs: list[str], per_query: list[dict[str, float]], out: Path) -
     half = len(qs) // 2
     for r in per_query:
         r["other (rest of search)"] = r["total cpu"] - sum(
-            x for k, x in r.items() if not k.startswith("total")
+            x for k, x in r.items() if not k.startswith(("total", "hybrid_lists"))
+        )
+        r["hybrid_lists (rest)"] = (
+            r.get("hybrid_lists (all in it)", 0.0)
+            - sum(
+                r.get(k, 0.0) for k in ("keyword top-k", "vector top-k", "cosine of keyword hits")
+            )
+            - r.get("BM25 of semantic hits", 0.0)
         )
     names = sorted({k for r in per_query for k in r}, key=lambda k: (k.startswith("total"), k))
     with out.open("w") as fh:
