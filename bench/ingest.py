@@ -1,9 +1,10 @@
 """Throughput and peak memory of `paperfeed ingest snapshot` into an on-disk SQLite database.
 
 Runs the real command in a child process per file and reads the child's own rusage (os.wait4):
-wall-clock records/s, CPU records/s (user+sys; robust to other load on a shared machine) and
-peak RSS. The second file replicates the sample to --replicate rows (ids rewritten to stay
-unique) to show that memory does not grow with the file.
+wall-clock records/s, CPU records/s (user+sys of the command and its reader process; robust to
+other load on a shared machine) and peak RSS (sampled every 20 ms: the command's and its
+reader process's RSS summed). The second file replicates the sample to --replicate rows (ids
+rewritten to stay unique) to show that memory does not grow with the file.
 
     python bench/ingest.py [--file F] [--replicate 300000] [--repeat 3]
     python bench/ingest.py --profile N [--sort tottime]
@@ -16,6 +17,7 @@ the median and best runs are printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import itertools
 import json
@@ -24,8 +26,11 @@ import pstats
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "arxiv_snapshot_sample.jsonl"
@@ -43,18 +48,40 @@ def replicate(src: Path, dst: Path, rows: int) -> None:
             out.write(json.dumps(row) + "\n")
 
 
+def tree_rss_peak(pid: int, peak: list[int], stop: threading.Event) -> None:
+    """Sample the summed RSS of a process and its descendants (the ingest's reader process
+    included) every 20 ms; the highest sum ends in peak[0], in KiB."""
+    try:
+        root = psutil.Process(pid)
+        while not stop.is_set():
+            total = 0
+            for p in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    total += p.memory_info().rss
+            peak[0] = max(peak[0], total // 1024)
+            stop.wait(0.02)
+    except psutil.Error:
+        return
+
+
 def child(args: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
-    """Run a child; (wall s, cpu s, peak RSS KiB, output)."""
+    """Run a child; (wall s, cpu s including its reader process, peak RSS KiB of it and its
+    descendants together, output)."""
     started = time.perf_counter()
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak, stop = [0], threading.Event()
+    sampler = threading.Thread(target=tree_rss_peak, args=(proc.pid, peak, stop))
+    sampler.start()
     assert proc.stdout is not None
     out = proc.stdout.read().decode()
+    stop.set()
+    sampler.join()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         sys.exit(f"child failed ({proc.returncode}):\n{out}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, out
+    return wall, usage.ru_utime + usage.ru_stime, max(peak[0], usage.ru_maxrss), out
 
 
 def ingest(path: Path, workdir: Path) -> dict[str, float]:

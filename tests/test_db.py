@@ -33,3 +33,12 @@ def test_transaction_rolls_back_on_error(engine) -> None:
         raise RuntimeError("boom")
     with db.read(engine) as conn:
         assert conn.execute(text("SELECT count(*) FROM ingest_state")).scalar() == 0
+
+
+def test_expected_heads_agree_with_alembic() -> None:
+    """The start-up check reads the migration scripts itself; alembic must see the same heads."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(db.alembic_config("sqlite://"))
+    assert set(db.expected_heads()) == set(script.get_heads())
+    assert len(db.expected_heads()) == 1

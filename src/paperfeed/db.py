@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.pool import StaticPool
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -78,6 +79,8 @@ def make_engine(url: str) -> Engine:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config  # alembic (with mako, pygments) costs ~0.3 s to import
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -86,18 +89,39 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(engine: Engine) -> None:
     """Apply all migrations (idempotent)."""
+    from alembic import command
+
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
 
 
+@functools.cache
+def expected_heads() -> frozenset[str]:
+    """The head revisions of the migration scripts, read from their `revision` and
+    `down_revision` assignments: every CLI command and web process checks the schema at
+    start, and asking alembic's ScriptDirectory would import alembic (~0.3 s) to do it."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        for node in ast.parse(script.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.AnnAssign | ast.Assign) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = {t.id for t in targets if isinstance(t, ast.Name)}
+                if "revision" in names:
+                    revisions.add(ast.literal_eval(node.value))
+                elif "down_revision" in names:
+                    value = ast.literal_eval(node.value)
+                    parents.update(
+                        [] if value is None else [value] if isinstance(value, str) else value
+                    )
+    return frozenset(revisions - parents)
+
+
 def current_heads(engine: Engine) -> tuple[set[str], set[str]]:
     """(revisions applied to the database, revisions this code expects)."""
-    script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
-    with engine.connect() as conn:
-        applied = set(MigrationContext.configure(conn).get_current_heads())
-    return applied, set(script.get_heads())
+    return applied_heads(engine), set(expected_heads())
 
 
 def check_migrated(engine: Engine) -> None:
@@ -128,7 +152,9 @@ def read(engine: Engine) -> Any:
 def applied_heads(engine: Engine) -> set[str]:
     """The migration revisions recorded in the database (raises if it is unreachable)."""
     with engine.connect() as conn:
-        return set(MigrationContext.configure(conn).get_current_heads())
+        if not inspect(conn).has_table("alembic_version"):
+            return set()
+        return set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
 
 
 def serialize(conn: Connection, name: str) -> None:

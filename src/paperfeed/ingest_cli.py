@@ -9,7 +9,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import TextIO
@@ -91,10 +91,15 @@ def _run(
     *,
     batch_size: int = ingest.BATCH_SIZE,
     note: str | None = None,
+    read_ahead: bool = False,
 ) -> None:
-    """Run the pipeline with a progress bar, print the summary, exit with the right status."""
+    """Run the pipeline with a progress bar, print the summary, exit with the right status.
+    `read_ahead`: parse in a second process (ingest.ReadAhead), for big local files."""
     if note:
         say(f"{label}: {note}")
+    run_items: Iterable[ingest.Item | ingest.Ready] = items
+    if read_ahead and ingest.can_read_ahead():
+        run_items = ingest.ReadAhead(engine, items)  # forks before the progress bar's thread
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -109,7 +114,7 @@ def _run(
         def progress(done: int, total: int | None, s: ingest.IngestSummary) -> None:
             bar.update(task, completed=done, total=total, stats=f"{s.records} records")
 
-        summary = ingest.run(engine, items, batch_size=batch_size, progress=progress)
+        summary = ingest.run(engine, run_items, batch_size=batch_size, progress=progress)
     for r in summary.rejections:
         say(f"rejected {r.position}: {r.reason}")
     if summary.rejected > len(summary.rejections):
@@ -206,7 +211,7 @@ def ingest_snapshot(
     items, point = ingest.from_file(
         engine, path, snapshot.read_snapshot, snapshot.snapshot_key(path), restart=restart
     )
-    _run(engine, items, "snapshot", batch_size=batch_size, note=point.note)
+    _run(engine, items, "snapshot", batch_size=batch_size, note=point.note, read_ahead=True)
 
 
 def demo_path() -> Path:
@@ -230,7 +235,7 @@ def ingest_jsonl(
     items, point = ingest.from_file(
         engine, path, jsonl.read_jsonl, jsonl.jsonl_key(path), restart=restart
     )
-    _run(engine, items, "jsonl", batch_size=batch_size, note=point.note)
+    _run(engine, items, "jsonl", batch_size=batch_size, note=point.note, read_ahead=True)
 
 
 @ingest_app.command("hf-daily")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
-import operator
 import unicodedata
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
-from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Dialect, Row, bindparam, delete, func, select, update
 
 from paperfeed import db, ranking
 from paperfeed.models import Paper, PaperAuthor, PaperCategory, table_of, utcnow
@@ -178,41 +177,119 @@ def _insert_rows(conn: Connection, table: str, cols: Sequence[str], rows: Sequen
         conn.exec_driver_sql(head + ", ".join([one] * len(part)), flat)
 
 
+# A new papers row, column by column: _new_row's keys, then what the insert adds.
+NEW_COLS = (
+    *_new_row(PaperRecord(arxiv_id="0", title="", source="")),
+    "hidden",
+    "hotness",
+    "created_at",
+    "modified_at",
+)
+_STAMPS = 2  # created_at and modified_at, the last columns: set by the writer at insert time
+
+
+@functools.cache
+def _converters(dialect: Dialect) -> tuple[tuple[int, Any], ...]:
+    """(position in NEW_COLS, bind processor) of the columns whose values this dialect's
+    driver needs converted (JSON to text; on SQLite, dates to ISO strings): what SQLAlchemy
+    would do per row, without its per-row overhead."""
+    out = []
+    for i, col in enumerate(NEW_COLS):
+        f = papers_t.c[col].type.dialect_impl(dialect).bind_processor(dialect)
+        if f is not None:
+            out.append((i, f))
+    return tuple(out)
+
+
+def _author_rows(authors: Sequence[str]) -> list[tuple[int, str, str]]:
+    return [(i, n[:300], name_key(n)[:300]) for i, n in enumerate(authors)]
+
+
+# A paper prepared for insertion: NEW_COLS values without the timestamps, bound for one
+# dialect; its (position, name, name_key) author rows; its categories; whether its hotness
+# still lacks the age term of its insert time (no featured or published date to anchor on).
+NewPaper = tuple[tuple[Any, ...], list[tuple[int, str, str]], list[str], bool]
+_HOTNESS = NEW_COLS.index("hotness")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """prepare_new's output for a batch of records, with what it assumed."""
+
+    dialect: str
+    weights: ranking.Weights
+    papers: Sequence[NewPaper]
+
+
+def prepare_new(
+    records: Sequence[PaperRecord], dialect: Dialect, weights: ranking.Weights
+) -> Prepared:
+    """Convert records as if each were a new paper, without the database: a bulk ingest runs
+    this in its reader process so that the writer only inserts (ingest.ReadAhead)."""
+    convert = _converters(dialect)
+    out: list[NewPaper] = []
+    for rec in records:
+        row = _new_row(rec)
+        row.update(hidden=False, created_at=None)  # undated: anchored at the epoch for now
+        row["hotness"] = _hotness(row, weights)
+        values = [row[c] for c in NEW_COLS[:-_STAMPS]]
+        for i, f in convert:
+            if i < len(values):
+                values[i] = f(values[i])
+        categories = list(dict.fromkeys(row["categories"]))
+        undated = row["featured_date"] is None and row["published"] is None
+        out.append((tuple(values), _author_rows(row["authors"]), categories, undated))
+    return Prepared(dialect.name, weights, out)
+
+
+def _paper_values(conn: Connection, row: dict[str, Any]) -> tuple[Any, ...]:
+    """A new row's NEW_COLS values, converted for the connection's dialect."""
+    values = [row[c] for c in NEW_COLS]
+    for i, f in _converters(conn.dialect):
+        values[i] = f(values[i])
+    return tuple(values)
+
+
+def _stamps(conn: Connection, now: dt.datetime) -> tuple[Any, ...]:
+    """created_at and modified_at, converted, for the rows prepare_new made."""
+    values = [now] * _STAMPS
+    first = len(NEW_COLS) - _STAMPS
+    for i, f in _converters(conn.dialect):
+        if i >= first:
+            values[i - first] = f(now)
+    return tuple(values)
+
+
+SideRows = tuple[int, Sequence[tuple[int, str, str]], Sequence[str]]  # (paper id, authors, cats)
+
+
+def _side_rows(row: dict[str, Any]) -> SideRows:
+    return row["id"], _author_rows(row["authors"]), list(dict.fromkeys(row["categories"]))
+
+
 def _write_side_tables(
-    conn: Connection, rows: Sequence[dict[str, Any]], *, replace: Sequence[int] = ()
+    conn: Connection, rows: Sequence[SideRows], *, replace: Sequence[int] = ()
 ) -> None:
-    """Write the author and category rows of the given papers (ids must be set); the papers in
-    `replace` lose their old rows first."""
+    """Write the author and category rows of papers; those in `replace` lose theirs first."""
     if replace:
         conn.execute(delete(authors_t).where(authors_t.c.paper_id.in_(replace)))
         conn.execute(delete(categories_t).where(categories_t.c.paper_id.in_(replace)))
-    author_rows = [
-        (r["id"], i, n[:300], name_key(n)[:300]) for r in rows for i, n in enumerate(r["authors"])
-    ]
-    cat_rows = [(r["id"], c) for r in rows for c in dict.fromkeys(r["categories"])]
+    author_rows = [(pid, *a) for pid, authors, _ in rows for a in authors]
+    cat_rows = [(pid, c) for pid, _, cats in rows for c in cats]
     _insert_rows(conn, "paper_authors", ("paper_id", "position", "name", "name_key"), author_rows)
     _insert_rows(conn, "paper_categories", ("paper_id", "category"), cat_rows)
 
 
-def _insert_papers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Bulk INSERT of new papers, values converted by each column's own type for this dialect
-    (what SQLAlchemy would do, without its per-row overhead)."""
-    dialect = conn.dialect
-    cols = list(rows[0])
-    convert = [papers_t.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
-    values = operator.itemgetter(*cols)
-    converted = [(i, f) for i, f in enumerate(convert) if f is not None]
-    params = []
-    for r in rows:
-        row = list(values(r))
-        for i, f in converted:
-            row[i] = f(row[i])
-        params.append(tuple(row))
-    _insert_rows(conn, "papers", cols, params)
-
-
 def _hotness(row: dict[str, Any], weights: ranking.Weights) -> float:
-    return ranking.breakdown_for(SimpleNamespace(**row), weights).hotness
+    """ranking.breakdown_for of a row dict (without wrapping it in an object)."""
+    return ranking.breakdown(
+        upvotes=row["upvotes"] or 0,
+        num_comments=row["num_comments"] or 0,
+        code_stars=row["code_stars"],
+        stars_growth=ranking.stars_per_day(row["extra"]),
+        anchor=ranking.anchor_of(row["featured_date"], row["published"], row.get("created_at")),
+        weights=weights,
+    ).hotness
 
 
 _SET = (*TRACKED, "source", "hotness", "modified_at")
@@ -223,10 +300,14 @@ _UPDATE = (
 )
 
 
-def upsert_records(conn: Connection, records: Sequence[PaperRecord]) -> UpsertStats:
+def upsert_records(
+    conn: Connection, records: Sequence[PaperRecord], prepared: Prepared | None = None
+) -> UpsertStats:
     """Merge a batch of source records into the catalog; idempotent (a rerun changes nothing).
 
     New and changed rows get their trending hotness here, in the same write (see ranking.py).
+    `prepared` (prepare_new of the same records) is used for the records that turn out to be
+    new papers, when it was made for this dialect and these weights.
     """
     stats = UpsertStats()
     if not records:
@@ -241,14 +322,30 @@ def upsert_records(conn: Connection, records: Sequence[PaperRecord]) -> UpsertSt
         for found in conn.execute(select(*cols).where(papers_t.c.arxiv_id.in_(chunk))):
             current[found.arxiv_id] = dict(found._mapping)
     originals = {k: dict(v) for k, v in current.items()}
+    weights = ranking.active_weights(conn)
+    ready: dict[str, NewPaper] = {}  # new papers whose prepared row is valid as it is
+    if (
+        prepared is not None
+        and prepared.dialect == conn.dialect.name
+        and prepared.weights == weights
+        and len(prepared.papers) == len(records)
+    ):
+        once = Counter(r.arxiv_id for r in records)
+        for rec, new in zip(records, prepared.papers, strict=True):
+            if once[rec.arxiv_id] == 1 and rec.arxiv_id not in current:
+                ready[rec.arxiv_id] = new
     for rec in records:
+        if rec.arxiv_id in ready:
+            continue
         cur = current.get(rec.arxiv_id)
         current[rec.arxiv_id] = _new_row(rec) if cur is None else _merged_row(cur, rec)
     now = utcnow()
-    weights = ranking.active_weights(conn)
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for arxiv_id in wanted:
+        if arxiv_id in ready:
+            stats.new += 1
+            continue
         row: dict[str, Any] = current[arxiv_id]
         before = originals.get(arxiv_id)
         if before is None:
@@ -263,17 +360,36 @@ def upsert_records(conn: Connection, records: Sequence[PaperRecord]) -> UpsertSt
             stats.updated += 1
         else:
             stats.unchanged += 1
-    if inserts:
-        _insert_papers(conn, inserts)
-        id_of = dict(
-            conn.execute(
-                select(papers_t.c.arxiv_id, papers_t.c.id).where(
-                    papers_t.c.arxiv_id.in_([r["arxiv_id"] for r in inserts])
-                )
-            ).all()
-        )
+    side: list[SideRows] = []
+    if inserts or ready:
+        stamps = _stamps(conn, now)
+        values = [new[0] + stamps for new in ready.values() if not new[3]]
+        if any(new[3] for new in ready.values()):  # undated: the age term of `now`, as _hotness
+            age = ranking.breakdown(
+                upvotes=0,
+                num_comments=0,
+                code_stars=None,
+                stars_growth=None,
+                anchor=now,
+                weights=weights,
+            ).hotness
+            for new in ready.values():
+                if new[3]:
+                    hot = list(new[0])
+                    hot[_HOTNESS] += age
+                    values.append((*hot, *stamps))
+        values += [_paper_values(conn, r) for r in inserts]
+        _insert_rows(conn, "papers", NEW_COLS, values)
+        new_ids = [*ready, *(r["arxiv_id"] for r in inserts)]  # any order: ids looked up
+        id_of: dict[str, int] = {}
+        for start in range(0, len(new_ids), 500):
+            chunk = new_ids[start : start + 500]
+            query = select(papers_t.c.arxiv_id, papers_t.c.id)
+            id_of.update(conn.execute(query.where(papers_t.c.arxiv_id.in_(chunk))).all())
+        side += [(id_of[arxiv_id], new[1], new[2]) for arxiv_id, new in ready.items()]
         for r in inserts:
             r["id"] = id_of[r["arxiv_id"]]
+            side.append(_side_rows(r))
     if updates:
         conn.execute(
             _UPDATE, [{"row_id": r["id"], **{f"new_{k}": r[k] for k in _SET}} for r in updates]
@@ -284,8 +400,9 @@ def upsert_records(conn: Connection, records: Sequence[PaperRecord]) -> UpsertSt
         if r["authors"] != originals[r["arxiv_id"]]["authors"]
         or r["categories"] != originals[r["arxiv_id"]]["categories"]
     ]
-    if inserts or changed_lists:
-        _write_side_tables(conn, inserts + changed_lists, replace=[r["id"] for r in changed_lists])
+    side += [_side_rows(r) for r in changed_lists]
+    if side:
+        _write_side_tables(conn, side, replace=[r["id"] for r in changed_lists])
     return stats
 
 
