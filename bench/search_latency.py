@@ -176,7 +176,44 @@ def queries(count: int) -> list[str]:
     return out
 
 
-def serve(root: Path, count: int, nprobe: int) -> None:
+def _stage_timers(stages: dict[str, float]) -> None:
+    """Wrap the functions search() calls so each adds its thread-CPU milliseconds to `stages`
+    (per query; the caller clears it). Thread CPU: a stage run on another thread counts there."""
+    from sqlalchemy import Connection
+
+    from paperfeed.search import service
+    from paperfeed.search.embedder import Embedder
+    from paperfeed.search.keyword import TantivyBackend
+    from paperfeed.search.snippets import Highlighter
+    from paperfeed.search.vectors import VectorIndex
+
+    def wrap(owner: object, name: str, label: str) -> None:
+        fn = getattr(owner, name)
+
+        def timed(*a: object, **kw: object) -> object:
+            c = time.thread_time()
+            try:
+                return fn(*a, **kw)
+            finally:
+                stages[label] = stages.get(label, 0.0) + (time.thread_time() - c) * 1000
+
+        setattr(owner, name, timed)
+
+    wrap(Embedder, "embed_query", "embed query")
+    wrap(VectorIndex, "search", "vector top-k")
+    wrap(VectorIndex, "scores", "cosine of keyword hits")
+    wrap(TantivyBackend, "search", "keyword top-k")
+    wrap(TantivyBackend, "scores", "BM25 of semantic hits")
+    wrap(TantivyBackend, "filter_ids", "filter/author check")
+    wrap(TantivyBackend, "title_matches", "exact title")
+    wrap(Highlighter, "snippet", "snippets")
+    wrap(Connection, "execute", "SQL (ids, visibility, rows)")
+    wrap(service, "fuse", "fusion")
+    wrap(service, "parse_query", "parse")
+    wrap(service, "hybrid_lists", "hybrid_lists (all in it)")
+
+
+def serve(root: Path, count: int, nprobe: int, stages_out: Path | None = None) -> None:
     """Run in a fresh process: latency of search() and this process's memory."""
     from paperfeed import db
     from paperfeed.config import Settings
@@ -188,6 +225,10 @@ def serve(root: Path, count: int, nprobe: int) -> None:
     )
     engine = db.make_engine(settings.database_url)
     qs = queries(count)
+    stages: dict[str, float] = {}
+    per_query: list[dict[str, float]] = []
+    if stages_out is not None:
+        _stage_timers(stages)
     t0 = time.perf_counter()
     with db.read(engine) as conn:
         search(conn, settings, "warm up the model and the indexes", limit=20)
@@ -198,10 +239,14 @@ def serve(root: Path, count: int, nprobe: int) -> None:
         for q in qs[:10]:
             search(conn, settings, q, limit=20)
         for q in qs:
+            stages.clear()
             s, c = time.perf_counter(), time.process_time()
             search(conn, settings, q, limit=20)
             lat.append((time.perf_counter() - s) * 1000)
             cpu.append((time.process_time() - c) * 1000)
+            per_query.append({**stages, "total cpu": cpu[-1], "total wall": lat[-1]})
+    if stages_out is not None:
+        _print_stages(qs, per_query, stages_out)
     status = Path("/proc/self/status").read_text().splitlines()
     rss = int(next(x for x in status if x.startswith("VmRSS")).split()[1]) / 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -242,6 +287,35 @@ def serve(root: Path, count: int, nprobe: int) -> None:
             }
         )
     )
+
+
+def _print_stages(qs: list[str], per_query: list[dict[str, float]], out: Path) -> None:
+    """p50/p99 of each stage's CPU ms, for the two-word and the claim queries apart (stderr),
+    and every query's numbers as JSON lines in `out`."""
+    half = len(qs) // 2
+    for r in per_query:
+        r["other (rest of search)"] = r["total cpu"] - sum(
+            x for k, x in r.items() if not k.startswith(("total", "hybrid_lists"))
+        )
+        r["hybrid_lists (rest)"] = (
+            r.get("hybrid_lists (all in it)", 0.0)
+            - sum(
+                r.get(k, 0.0) for k in ("keyword top-k", "vector top-k", "cosine of keyword hits")
+            )
+            - r.get("BM25 of semantic hits", 0.0)
+        )
+    names = sorted({k for r in per_query for k in r}, key=lambda k: (k.startswith("total"), k))
+    with out.open("w") as fh:
+        for q, r in zip(qs, per_query, strict=True):
+            fh.write(json.dumps({"q": q, **r}) + "\n")
+    head = f"{'stage (CPU ms)':24} {'2-word p50':>10} {'p99':>7} {'claims p50':>10} {'p99':>7}"
+    print(head, file=sys.stderr)
+    for name in names:
+        row = [name[:24].ljust(24)]
+        for part in (per_query[:half], per_query[half:]):
+            v = [r.get(name, 0.0) for r in part]
+            row.append(f"{np.percentile(v, 50):>10.2f} {np.percentile(v, 99):>7.2f}")
+        print(" ".join(row), file=sys.stderr)
 
 
 def vectors_only(n: int, count: int, nprobe: int, serve_dir: str | None) -> None:
@@ -332,14 +406,23 @@ def main() -> None:
         "--vectors-from", type=Path, help="reuse a --vectors-only N run's files (same vectors)"
     )
     ap.add_argument("--serve", help=argparse.SUPPRESS)
-    ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument(
+        "--skip-build",
+        action="store_true",
+        help="time the queries against the files a previous run built under bench/out/latency-N",
+    )
+    ap.add_argument(
+        "--stages",
+        type=Path,
+        help="also time each stage of search() (CPU ms p50/p99, to stderr; per query to this file)",
+    )
     ap.add_argument("--vectors-only", type=int, help="N: only the vector index, at N vectors")
     args = ap.parse_args()
     if args.vectors_only:
         vectors_only(args.vectors_only, args.queries, args.nprobe, args.serve)
         return
     if args.serve:
-        serve(Path(args.serve), args.queries, args.nprobe)
+        serve(Path(args.serve), args.queries, args.nprobe, args.stages)
         return
     print(
         f"{'papers':>9} {'catalog s':>9} {'kw build s':>10} {'kw cpu s':>8} {'vec build s':>11} "
@@ -363,11 +446,13 @@ def main() -> None:
                 str(args.queries),
                 "--nprobe",
                 str(args.nprobe),
+                *(["--stages", str(args.stages)] if args.stages else []),
             ],
             capture_output=True,
             text=True,
             check=True,
         )
+        sys.stderr.write(res.stderr)
         r = json.loads(res.stdout.strip().splitlines()[-1])
         print(
             f"{n:>9} {stats['catalog s']:>9.1f} {stats['keyword build s']:>10.1f} "

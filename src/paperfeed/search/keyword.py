@@ -6,6 +6,7 @@ The PostgreSQL tsvector backend (search/pg.py) implements `KeywordBackend` with 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,28 @@ TITLE_BOOST = 0.25
 AUTHORS_BOOST = 1.5  # a name in the author list is a strong signal
 FUZZY_BOOST = 0.5  # a guessed spelling counts half as much as a word the user typed right
 FUZZY_MIN_CHARS = 5  # shorter words have too many neighbours within one edit
+# Typo expansion only in queries of at most this many words: there a mistyped word is a big part
+# of what was asked, while in a long query the guessed spelling's constant 0.5 is noise next to
+# the other words' BM25 (and the semantic side reads misspellings anyway). It is also the costly
+# part: a fuzzy term walks every segment's term dictionary, ~5-10 ms per unknown word at 1M
+# papers (the slowest SciFact claims in bench/search_latency.py had 2-5 unknown words).
+FUZZY_MAX_WORDS = 4
+# The fields a query word is looked up in, with their analyzer and weight.
+WORD_FIELDS = (
+    ("text", "pf_en", TEXT_BOOST),
+    ("title", "pf_en", TITLE_BOOST),
+    ("authors", "pf_name", AUTHORS_BOOST),
+)
+# Dense words ('the', 'of', 'in': in most documents) are where a long query's keyword time goes
+# (their postings are the longest: at 1M papers, terms in over 10% of the documents are ~80% of
+# a SciFact claim's BM25 time) and they decide the least: a term adds at most
+# boost * idf * (K1 + 1) to a score, and idf is ~0 for them. Such terms are left out of the
+# query, densest first, while the bounds of the left-out ones sum to at most DENSE_SHARE of the
+# bounds of all its terms, so a two-word query keeps both words. Tuned on SciFact *train* (README
+# ## Search, "Keyword query at 1M").
+K1 = 1.2  # tantivy's BM25 k1
+DENSE_DF = 0.1  # a term in more than this share of the documents is dense
+DENSE_SHARE = 0.05  # the most of a query's summed term bounds that dense terms may carry
 SCHEMA_VERSION = 2  # bump when fields or analyzers change: the index is rebuilt
 # Bulk loads (paperfeed index on a fresh index or a large backlog): one writer for the run.
 # 256 MB of indexing heap per thread makes segments of ~100k papers (fewer merges); measured
@@ -149,11 +172,7 @@ class TantivyBackend:
 
     def _any_field(self, text: str, boosts: bool) -> tantivy.Query | None:
         parts = []
-        for fname, analyzer, boost in (
-            ("text", "pf_en", TEXT_BOOST),
-            ("title", "pf_en", TITLE_BOOST),
-            ("authors", "pf_name", AUTHORS_BOOST),
-        ):
+        for fname, analyzer, boost in WORD_FIELDS:
             sub = self._words_query(fname, analyzer, text)
             if sub is not None:
                 parts.append(tantivy.Query.boost_query(sub, boost) if boosts else sub)
@@ -215,16 +234,54 @@ class TantivyBackend:
     def _words(
         self, searcher: tantivy.Searcher, q: ParsedQuery
     ) -> list[tuple[tantivy.Occur, tantivy.Query]]:
-        """One optional clause per query word (all fields), plus a fuzzy one for typos."""
-        should: list[tuple[tantivy.Occur, tantivy.Query]] = []
+        """The ranking clauses of the query's words: one flat OR of boosted term queries (each
+        word in every field; a repeated word's boosts add up), minus the dense terms
+        (_drop_dense), plus phrase queries for words that analyse to several tokens and fuzzy
+        ones for typos. Flat, a word costs one posting-list walk per field, not a nested OR."""
+        terms: dict[tuple[str, str], float] = {}  # (field, token) -> summed boost
+        other: list[tantivy.Query] = []
         for word in q.terms:
-            sub = self._any_field(word, boosts=True)
-            if sub is not None:
-                should.append((tantivy.Occur.Should, sub))
-            fuzzy = self._fuzzy(searcher, word)
+            for fname, analyzer, boost in WORD_FIELDS:
+                tokens = list(self.analyzers[analyzer].analyze(word))
+                if len(tokens) == 1:
+                    terms[(fname, tokens[0])] = terms.get((fname, tokens[0]), 0.0) + boost
+                elif tokens:
+                    phrase = tantivy.Query.phrase_query(
+                        self.schema, fname, list[str | tuple[int, str]](tokens)
+                    )
+                    other.append(tantivy.Query.boost_query(phrase, boost))
+            fuzzy = self._fuzzy(searcher, word) if len(q.terms) <= FUZZY_MAX_WORDS else None
             if fuzzy is not None:
-                should.append((tantivy.Occur.Should, fuzzy))
-        return should
+                other.append(fuzzy)
+        should = [
+            (
+                tantivy.Occur.Should,
+                tantivy.Query.boost_query(tantivy.Query.term_query(self.schema, f, t), b),
+            )
+            for (f, t), b in self._drop_dense(searcher, terms).items()
+        ]
+        return should + [(tantivy.Occur.Should, sub) for sub in other]
+
+    @staticmethod
+    def _drop_dense(
+        searcher: tantivy.Searcher, terms: dict[tuple[str, str], float]
+    ) -> dict[tuple[str, str], float]:
+        """`terms` without its densest ones, within DENSE_SHARE of the query's score bound."""
+        n = searcher.num_docs
+        bounds: list[tuple[int, float, tuple[str, str]]] = []  # (df, max score, term)
+        for key, boost in terms.items():
+            df = searcher.doc_freq(*key)
+            if df:  # an unknown term costs nothing and is kept (it matches nothing)
+                idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+                bounds.append((df, boost * idf * (K1 + 1), key))
+        budget = DENSE_SHARE * sum(ub for _, ub, _ in bounds)
+        kept = dict(terms)
+        for df, ub, key in sorted(bounds, reverse=True):
+            if df <= DENSE_DF * n or ub > budget:
+                break
+            budget -= ub
+            del kept[key]
+        return kept
 
     def search(self, q: ParsedQuery, limit: int) -> KeywordResult:
         searcher = self.index.searcher()
@@ -244,7 +301,8 @@ class TantivyBackend:
             hits = [(pid, 0.0) for pid in self._ids(searcher, res.hits)]
             return KeywordResult(hits, len(hits), matched)
         query = tantivy.Query.boolean_query(should + must)
-        # count=False keeps block-max WAND pruning: counting every OR match costs ~10x at 1M docs.
+        # count=False: no Count collector. (tantivy-py collects through a MultiCollector, which
+        # scores every match: no block-max WAND, hence the flat query and _drop_dense.)
         res = searcher.search(query, limit=limit, count=False)
         ids = self._ids(searcher, res.hits)
         hits = [(pid, float(score)) for pid, (score, _) in zip(ids, res.hits, strict=True)]
@@ -275,10 +333,21 @@ class TantivyBackend:
         must = self._constraints(q)
         if not must or not paper_ids:
             return set(paper_ids)
-        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, self._id_set(paper_ids)), *must])
         searcher = self.index.searcher()
+        if self._unknown_author(searcher, q):
+            return set()
+        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, self._id_set(paper_ids)), *must])
         res = searcher.search(query, limit=len(paper_ids), count=False)
         return set(self._ids(searcher, res.hits))
+
+    def _unknown_author(self, searcher: tantivy.Searcher, q: ParsedQuery) -> bool:
+        """Whether an `author:` name has a word no author has (then nothing can match: the
+        check of "two words that may be a name" costs no id query for most queries)."""
+        return any(
+            not searcher.doc_freq("authors", token)
+            for name in q.authors
+            for token in self.analyzers["pf_name"].analyze(fold(name))
+        )
 
     def scores(self, q: ParsedQuery, paper_ids: Sequence[int]) -> dict[int, float]:
         """The BM25 score search() gives each of paper_ids (absent: no word matches), for

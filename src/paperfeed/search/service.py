@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,10 @@ MAX_OFFSET = 1000  # deeper paging is a scraper, not a reader
 MODES = ("hybrid", "keyword", "semantic")
 # Anything that looks like a (possibly mistyped) new-style arXiv id inside a query.
 _ID_LIKE = re.compile(r"(?<![\d.])(\d{4})[.\s_-]?(\d{4,5})(?:v\d+)?(?![\d.])")
+# Query embeddings run here, overlapping the keyword side on the caller's thread: ONNX Runtime
+# releases the GIL while it runs (one query's embedding is 5-12 ms of CPU). Two workers: a web
+# worker rarely has more searches in flight than cores here; more would queue, not block.
+_EMBED_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pf-embed")
 # Built once: an expanding IN parameter keeps SQLAlchemy's compiled-statement cache warm (a
 # fresh in_(list) per query cost ~1 ms of statement building for 200 ids).
 _VISIBLE = select(Paper.id).where(
@@ -94,16 +99,33 @@ def _paper_ids_for(conn: Connection, arxiv_ids: list[str]) -> dict[str, int]:
     return {a: i for a, i in rows}  # noqa: C416 - Row, not a tuple
 
 
+class QueryVector:
+    """The query's embedding and the vector index it is searched in; embedding starts at
+    construction on a worker thread, so the caller can run keyword retrieval meanwhile."""
+
+    def __init__(self, settings: Settings, h: store.Handles, q: ParsedQuery) -> None:
+        self.index = h.vectors.get() if q.text and settings.search_semantic else None
+        self._future: Future[np.ndarray] | None = None
+        if self.index is not None:
+            embedder = get_embedder(settings.search_max_tokens, settings.search_query_threads)
+            self._future = _EMBED_POOL.submit(embedder.embed_query, q.text)
+
+    def get(self) -> tuple[store.VectorSearcher, np.ndarray] | None:
+        """(index, vector), or None when there is no semantic side (no index, no free text)."""
+        if self.index is None or self._future is None:
+            return None
+        return self.index, self._future.result()
+
+
 def _semantic(
-    settings: Settings, h: store.Handles, q: ParsedQuery, k: int
+    settings: Settings, h: store.Handles, q: ParsedQuery, k: int, qv: QueryVector | None = None
 ) -> tuple[list[tuple[int, float]], store.VectorSearcher | None, np.ndarray | None]:
     """Top-k by cosine among papers passing the query's phrases, exclusions and filters,
     with the index and query vector (for scoring more candidates)."""
-    index = h.vectors.get()
-    if index is None or not q.text or not settings.search_semantic:
+    got = (qv or QueryVector(settings, h, q)).get()
+    if got is None:
         return [], None, None
-    embedder = get_embedder(settings.search_max_tokens, settings.search_query_threads)
-    vec = embedder.embed_query(q.text)
+    index, vec = got
     hits = index.search(vec, k)
     if q.phrases or q.excludes or q.has_filters:
         allowed = h.keyword.filter_ids(q, [pid for pid, _ in hits])
@@ -117,16 +139,19 @@ def hybrid_lists(
     pool: int = POOL,
     conn: Connection | None = None,
     h: store.Handles | None = None,
+    qv: QueryVector | None = None,
 ) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
     """Both rankings over the union of their top-`pool` candidates, every candidate scored
     by both sides: the exact cosine of keyword-only hits, the BM25 of semantic-only ones.
     Fusing complete scores instead of two truncated lists (where a paper missing from one
     counts as zero there) keeps hybrid Recall@100 above both components on SciFact and CACM
     (bench/search_quality.py, README ## Search). `conn`: the PostgreSQL backends read
-    through it."""
+    through it. `qv`: the query's embedding, if already started (it is started here, before
+    the keyword search, otherwise)."""
     h = h or store.handles(settings, conn)
+    qv = qv or QueryVector(settings, h, q)
     keyword = h.keyword.search(q, pool).hits
-    semantic, index, vec = _semantic(settings, h, q, pool)
+    semantic, index, vec = _semantic(settings, h, q, pool, qv)
     if index is not None and vec is not None:
         have = {pid for pid, _ in semantic}
         extra = index.scores(vec, [pid for pid, _ in keyword if pid not in have])
@@ -162,6 +187,8 @@ def search(
         page.message = "Type some words, an arXiv id, or a filter such as author:hinton."
         return page
     h = store.handles(settings, conn)
+    # The embedding runs while the id, title and keyword lookups below run on this thread.
+    qv = QueryVector(settings, h, q) if mode != "keyword" and is_indexed(settings) else None
     pinned: list[int] = []
     # Exact arXiv id ('2405.15738', 'arXiv:2405.15738v2', an abs URL) or id-like text.
     exact = _exact_id(q.raw)
@@ -185,13 +212,13 @@ def search(
     keyword_hits = kw.hits if kw else []
     semantic_hits: list[tuple[int, float]] = []
     if mode == "semantic" and q.text:
-        semantic_hits, _, _ = _semantic(settings, h, q, pool)
+        semantic_hits, _, _ = _semantic(settings, h, q, pool, qv)
     if mode == "keyword":
         ranked = keyword_hits
     elif mode == "semantic":
         ranked = semantic_hits
     else:
-        keyword_hits, semantic_hits = hybrid_lists(settings, q, pool, conn, h)
+        keyword_hits, semantic_hits = hybrid_lists(settings, q, pool, conn, h, qv)
         ranked = fuse(keyword_hits, semantic_hits, fusion or FusionParams())
     if mode == "hybrid" and _is_author_query(q) and ranked:
         by_author = h.keyword.filter_ids(
