@@ -161,3 +161,18 @@ def test_reader_failure_commits_what_arrived(
     assert ingest.resume_point(engine, "test").state == {"n": arrived}
     with db.read(engine) as conn:
         assert conn.execute(select(func.count()).select_from(Paper)).scalar_one() == arrived
+
+
+def test_read_ahead_on_the_suite_database(engine: Engine, shared_data: Path, tmp_path: Path):
+    """The suite's database (PostgreSQL in the PostgreSQL pass): the reader is forked while
+    the writer's pool holds connections; a rerun finds everything unchanged."""
+    path = tmp_path / "part.jsonl"
+    with (shared_data / "arxiv_snapshot_sample.jsonl").open() as src:
+        path.write_text("".join(itertools.islice(src, 990, 1990)))  # dated and undated
+    for expected in ((1000, 0), (0, 1000)):
+        items, _ = ingest.from_file(engine, path, snapshot.read_snapshot, "k")
+        summary = ingest.run(engine, ingest.ReadAhead(engine, items), batch_size=200)
+        assert (summary.new, summary.unchanged) == expected, summary
+    assert ingest.resume_point(engine, "k").state is None  # finished: the checkpoint is cleared
+    with db.read(engine) as conn:
+        assert conn.execute(select(func.count()).select_from(Paper)).scalar_one() == 1000
