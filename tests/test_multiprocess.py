@@ -129,3 +129,29 @@ def test_votes_from_both_workers_are_counted_exactly(served):
         paper = c.get("/api/papers/2405.15738").json()
     assert paper["upvotes"] == 3, paper  # 3 from the source; six toggles end where they began
     assert states[-1] != states[-2]
+
+
+def test_idle_keep_alive_connection_outlives_clients_idle_timeouts(served):
+    """A connection idle for longer than uvicorn's default 5 s is still open, so a client (or
+    nginx) reusing it after a pause is not answered with a closed socket."""
+    base, _, _ = served
+    port = int(base.rsplit(":", 1)[1])
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for pause in (0.0, 6.0):
+            time.sleep(pause)
+            sock.sendall(request)
+            reply = b""
+            while b"\r\n\r\n" not in reply:
+                chunk = sock.recv(4096)
+                assert chunk, f"the server closed the connection after {pause} s idle"
+                reply += chunk
+            assert reply.startswith(b"HTTP/1.1 200"), reply[:100]
+            head, _, body = reply.partition(b"\r\n\r\n")
+            length = int(
+                next(
+                    ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")
+                ).split(b":")[1]
+            )
+            while len(body) < length:  # read the rest of the body before the next request
+                body += sock.recv(4096)

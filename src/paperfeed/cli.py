@@ -24,6 +24,12 @@ app.add_typer(import_app, name="import")
 
 
 WORKER_HEALTHCHECK_S = 60  # seconds a busy worker may take to answer the supervisor's ping
+# Idle keep-alive connections stay open this long (uvicorn's default is 5 s). The side that
+# closes an idle connection must be the client or proxy (nginx's upstream keepalive_timeout
+# is 60 s; browsers and HTTP clients close sooner): a server closing first races the client's
+# next request on that connection, which fails ("server disconnected"; nginx: 502 on a POST).
+# bench/load.py saw one such error per 60 s run at 100 users.
+KEEP_ALIVE_S = 75
 
 
 _settings = load_settings
@@ -170,6 +176,7 @@ def serve(
         # uvicorn's supervisor kills a worker that misses a 5 s ping; on a saturated machine
         # (or while a worker imports at startup) that turns load into a restart loop.
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
 
 
