@@ -226,37 +226,24 @@ def prepare_new(
 ) -> Prepared:
     """Convert records as if each were a new paper, without the database: a bulk ingest runs
     this in its reader process so that the writer only inserts (ingest.ReadAhead)."""
-    convert = _converters(dialect)
     out: list[NewPaper] = []
     for rec in records:
         row = _new_row(rec)
         row.update(hidden=False, created_at=None)  # undated: anchored at the epoch for now
         row["hotness"] = _hotness(row, weights)
-        values = [row[c] for c in NEW_COLS[:-_STAMPS]]
-        for i, f in convert:
-            if i < len(values):
-                values[i] = f(values[i])
+        values = _bound(dialect, [row[c] for c in NEW_COLS[:-_STAMPS]])
         categories = list(dict.fromkeys(row["categories"]))
         undated = row["featured_date"] is None and row["published"] is None
-        out.append((tuple(values), _author_rows(row["authors"]), categories, undated))
+        out.append((values, _author_rows(row["authors"]), categories, undated))
     return Prepared(dialect.name, weights, out)
 
 
-def _paper_values(conn: Connection, row: dict[str, Any]) -> tuple[Any, ...]:
-    """A new row's NEW_COLS values, converted for the connection's dialect."""
-    values = [row[c] for c in NEW_COLS]
-    for i, f in _converters(conn.dialect):
-        values[i] = f(values[i])
-    return tuple(values)
-
-
-def _stamps(conn: Connection, now: dt.datetime) -> tuple[Any, ...]:
-    """created_at and modified_at, converted, for the rows prepare_new made."""
-    values = [now] * _STAMPS
-    first = len(NEW_COLS) - _STAMPS
-    for i, f in _converters(conn.dialect):
-        if i >= first:
-            values[i - first] = f(now)
+def _bound(dialect: Dialect, values: list[Any], first: int = 0) -> tuple[Any, ...]:
+    """Values of NEW_COLS[first : first + len(values)], converted for the dialect."""
+    end = first + len(values)
+    for i, f in _converters(dialect):
+        if first <= i < end:
+            values[i - first] = f(values[i - first])
     return tuple(values)
 
 
@@ -362,7 +349,7 @@ def upsert_records(
             stats.unchanged += 1
     side: list[SideRows] = []
     if inserts or ready:
-        stamps = _stamps(conn, now)
+        stamps = _bound(conn.dialect, [now] * _STAMPS, len(NEW_COLS) - _STAMPS)
         values = [new[0] + stamps for new in ready.values() if not new[3]]
         if any(new[3] for new in ready.values()):  # undated: the age term of `now`, as _hotness
             age = ranking.breakdown(
@@ -378,7 +365,7 @@ def upsert_records(
                     hot = list(new[0])
                     hot[_HOTNESS] += age
                     values.append((*hot, *stamps))
-        values += [_paper_values(conn, r) for r in inserts]
+        values += [_bound(conn.dialect, [r[c] for c in NEW_COLS]) for r in inserts]
         _insert_rows(conn, "papers", NEW_COLS, values)
         new_ids = [*ready, *(r["arxiv_id"] for r in inserts)]  # any order: ids looked up
         id_of: dict[str, int] = {}
