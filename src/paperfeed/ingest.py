@@ -179,7 +179,10 @@ READ_AHEAD_MESSAGES = 8  # messages queued in the reader: it goes on through the
 
 def can_read_ahead() -> bool:
     """Whether a reader process would have a core of its own (and fork exists)."""
-    return hasattr(os, "fork") and len(os.sched_getaffinity(0)) > 1
+    if not hasattr(os, "fork"):
+        return False
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (cpus or 1) > 1
 
 
 class ReadAhead:
@@ -238,6 +241,7 @@ class ReadAhead:
         if self._proc.is_alive():
             self._proc.terminate()
         self._proc.join()
+        gc.unfreeze()  # a long-lived caller (a worker) must not keep today's objects forever
 
 
 def _reader(items: Iterable[Item], dialect: Dialect, weights: ranking.Weights, out: Pipe) -> None:
