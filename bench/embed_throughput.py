@@ -1,4 +1,5 @@
-"""Embedding throughput (abstracts/s) of the ONNX MiniLM path, plain vs faster variants.
+"""Embedding throughput (abstracts/s) of the ONNX MiniLM path, plain vs faster variants, and
+the CPU time of one query's embedding on the packaged float32 graph and the integer one.
 
 Usage: python bench/embed_throughput.py [--n 400] [--threads 0]
 Texts are real title+abstract pairs from ../shared/data/hf_daily_papers.jsonl. Prints wall-clock
@@ -16,11 +17,20 @@ from pathlib import Path
 from paperfeed.search.embedder import Embedder, paper_text
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-VARIANTS = [  # (label, max_tokens, batch, length-bucketed)
-    ("baseline: batch 8, arrival order, 256 tok", 256, 8, False),
-    ("length-bucketed, batch 8, 256 tok", 256, 8, True),
-    ("length-bucketed, batch 32, 256 tok", 256, 32, True),
-    ("length-bucketed, batch 8, 128 tok", 128, 8, True),
+VARIANTS = [  # (label, max_tokens, batch, length-bucketed, integer GEMMs)
+    ("float32 graph: batch 8, arrival order, 256 tok", 256, 8, False, False),
+    ("float32 graph: length-bucketed, batch 8, 256", 256, 8, True, False),
+    ("integer graph: batch 8, arrival order, 256 tok", 256, 8, False, True),
+    ("integer graph: length-bucketed, batch 8, 256", 256, 8, True, True),
+    ("integer graph: one text per run, 256 tok", 256, 1, True, True),
+    ("integer graph: length-bucketed, batch 32, 256", 256, 32, True, True),
+    ("integer graph: length-bucketed, batch 8, 128", 128, 8, True, True),
+]
+QUERIES = [  # query embedding: a two-word query and SciFact-like claims
+    "graph neural",
+    "0-dimensional biomaterials show inductive properties.",
+    "A deficiency of vitamin B12 increases blood levels of homocysteine and this is associated "
+    "with a higher risk of cardiovascular events in elderly patients.",
 ]
 
 
@@ -36,14 +46,28 @@ def main() -> None:
             texts.append(paper_text(r["title"], r.get("abstract")))
             if len(texts) == args.n:
                 break
-    print(f"{'variant':45} {'abstracts/s':>11} {'per CPU-s':>9}")
-    for label, max_tokens, batch, bucketed in VARIANTS:
-        emb = Embedder(max_tokens=max_tokens, threads=args.threads)
+    print(f"{'variant':48} {'abstracts/s':>11} {'per CPU-s':>9}")
+    for label, max_tokens, batch, bucketed, integer in VARIANTS:
+        emb = Embedder(max_tokens=max_tokens, threads=args.threads, integer=integer)
         emb.embed(texts[:16], batch_size=batch)  # warm-up
         w0, c0 = time.perf_counter(), time.process_time()
         emb.embed(texts, batch_size=batch, bucketed=bucketed)
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-        print(f"{label:45} {len(texts) / wall:11.1f} {len(texts) / cpu:9.1f}", flush=True)
+        print(f"{label:48} {len(texts) / wall:11.1f} {len(texts) / cpu:9.1f}", flush=True)
+    print("\nquery embedding, 1 thread: median CPU ms over 50 runs")
+    for integer in (False, True):
+        emb = Embedder(threads=1, integer=integer)
+        row = []
+        for q in QUERIES:
+            for _ in range(5):
+                emb.embed_query(q)
+            times = []
+            for _ in range(50):
+                c0 = time.thread_time()
+                emb.embed_query(q)
+                times.append((time.thread_time() - c0) * 1000)
+            row.append(f"{len(emb.tokenizer.encode(q).ids)} tokens {sorted(times)[25]:.2f} ms")
+        print(f"  {'integer' if integer else 'float32'} graph: " + ", ".join(row), flush=True)
 
 
 if __name__ == "__main__":

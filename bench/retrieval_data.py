@@ -75,7 +75,7 @@ def doc_embeddings(ds: Dataset, max_tokens: int = 256) -> np.ndarray:
         return np.load(path)
     texts = [paper_text(t, x) for t, x in zip(ds.titles, ds.texts, strict=True)]
     start = time.perf_counter()
-    vecs = emb.embed(texts, batch_size=8, bucketed=True)
+    vecs = emb.embed(texts, bucketed=True)
     secs = time.perf_counter() - start
     print(
         f"  embedded {len(texts)} {ds.name} docs @{max_tokens} in {secs:.0f}s "

@@ -6,6 +6,7 @@ SQLite pass: tantivy + vector files. PostgreSQL pass: the database's full-text s
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from paperfeed.search.embedder import (
     Embedder,
     ModelIntegrityError,
     get_embedder,
+    integer_graph,
     model_path,
 )
 from paperfeed.search.vectors import load_index, write_index
@@ -76,6 +78,27 @@ def test_model_is_verified_and_offline(monkeypatch: pytest.MonkeyPatch, tmp_path
     tampered.write_bytes(model_path().read_bytes()[:-1] + b"\0")
     with pytest.raises(ModelIntegrityError, match=MODEL_SHA256):
         Embedder(path=tampered)
+
+
+def test_integer_graph_keeps_the_vectors() -> None:
+    """The 36 weight MatMuls become integer ones over the packaged int8 weights (the 12
+    attention products stay float), and the vectors stay those of the packaged graph."""
+    import onnx
+
+    ops = Counter(n.op_type for n in onnx.load_from_string(integer_graph(model_path())).graph.node)
+    assert ops["MatMulInteger"] == 36
+    assert ops["MatMul"] == 12
+    texts = [
+        "graph neural networks",
+        "Vitamin B12 deficiency raises homocysteine.",
+        PAPERS[0]["abstract"],
+    ]
+    packaged = Embedder(integer=False).embed(texts)
+    ours = get_embedder().embed(texts)
+    assert get_embedder().model_id != Embedder(integer=False).model_id  # re-embedded on upgrade
+    assert (np.sum(packaged * ours, axis=1) > 0.98).all()
+    # The integer graph's vectors for other texts stay far apart, as the packaged graph's do.
+    assert ours[0] @ ours[1] < 0.5
 
 
 def test_keyword_title_beats_abstract(catalog) -> None:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ The PostgreSQL tsvector backend (search/pg.py) implements `KeywordBackend` with 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import shutil
 from collections.abc import Iterable, Sequence
@@ -116,6 +117,17 @@ def analyzers() -> dict[str, tantivy.TextAnalyzer]:
         .filter(tantivy.Filter.ascii_fold())
         .build(),
     }
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def english_stems(word: str) -> list[str]:
+    """The pf_en stems of one word (the text analyser of both keyword backends), cached for
+    the process: result pages highlight the same abstract words query after query. Callers
+    must not modify the list."""
+    return list(_ENGLISH().analyze(word))
+
+
+_ENGLISH = functools.cache(lambda: analyzers()["pf_en"])
 
 
 def _schema() -> tantivy.Schema:

@@ -16,7 +16,10 @@ import numpy as np
 
 from paperfeed.search.embedder import DIM
 
-RESCORE_FACTOR = 8  # IVF candidates per wanted hit, re-ranked with exact float16 dot products
+# IVF candidates per wanted hit, re-ranked with exact float16 dot products. At 1M vectors and
+# nprobe 64, top-100 recall vs exact is 0.905 with 2, 4 or 8 candidates per hit (the probed
+# cells bound it, not the rescoring); 8 cost 4.0 ms, 2 cost 2.7 ms (CPU p50).
+RESCORE_FACTOR = 2
 MIN_RESCORE = 100  # ... but never fewer candidates than this
 
 
