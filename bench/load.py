@@ -6,7 +6,10 @@ Usage:
 
 Builds the catalog first if it is empty (--papers, default 300k, the bench/web_latency.py
 generator) plus --accounts users with sessions, then for each worker count starts a real server
-process on 127.0.0.1, and runs --users virtual users for --duration seconds. Each user loops:
+process on 127.0.0.1, and runs --users virtual users for --warmup + --duration seconds, counting
+only the requests sent after the warm-up (the server's first seconds fill its caches and the
+page cache; each user also starts after one think time, as in the steady state, rather than all
+at the same instant). Each user loops:
 pick an action (front page 40%, paper page 30%, search 20%, upvote toggle 10% by default), send
 it, wait an exponentially distributed think time (mean --think s; 0 = closed loop at full
 speed, which measures capacity). Prints per-endpoint count, throughput, p50/p99 and errors.
@@ -17,8 +20,8 @@ without it SQLite search answers from titles only and PostgreSQL from full-text 
 builds only the keyword index (minutes at 300k) and serves keyword search with no query
 embedding: on SQLite that is tantivy BM25, comparable to PostgreSQL without vectors.
 
-The generator runs on the same 2 cores as the server: its own CPU use (~0.3 ms per request) is
-part of what the numbers show.
+The generator (aiohttp) runs on the same 2 cores as the server: its own CPU use (printed, ~1 ms
+per request) is part of what the numbers show.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import httpx
 import psutil
 from sqlalchemy import func, select, text
@@ -56,6 +60,8 @@ class Stats:
     times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     samples: dict[str, str] = field(default_factory=dict)
+    server_cpu_s: float = 0.0  # CPU of the web processes while requests were counted
+    generator_cpu_s: float = 0.0  # ... and of this process
 
 
 def free_port() -> int:
@@ -192,10 +198,11 @@ def make_sessions(url: str, accounts: int) -> list[tuple[str, str]]:
 
 
 async def user_loop(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     rng: random.Random,
     ids: list[str],
     session: tuple[str, str] | None,
+    measure_from: float,
     stop: float,
     think: float,
     stats: Stats,
@@ -203,41 +210,36 @@ async def user_loop(
     queries: list[str],
 ) -> None:
     kinds, weights = list(mix), list(mix.values())
+    if think:  # start as in the steady state: mid-think, not all 100 users at the same instant
+        await asyncio.sleep(rng.expovariate(1 / think))
     while time.perf_counter() < stop:
         kind = rng.choices(kinds, weights)[0]
         if kind == "upvote" and session is None:
             kind = "paper"
-        headers: dict[str, str] = {}
-        cookies: dict[str, str] = {}
-        if kind == "front":
-            req = client.build_request("GET", "/papers")
-        elif kind == "paper":
-            req = client.build_request("GET", f"/papers/{rng.choice(ids)}")
+        method, path, params, headers = "GET", "/papers", {}, {}
+        if kind == "paper":
+            path = f"/papers/{rng.choice(ids)}"
         elif kind == "search":
-            q = rng.choice(queries)
-            req = client.build_request("GET", "/papers", params={"q": q})
-        else:
+            params = {"q": rng.choice(queries)}
+        elif kind == "upvote":
             assert session is not None
             token, csrf = session
-            cookies = {"pf_session": token, "pf_csrf": csrf}
-            headers = {"x-csrf-token": csrf}
-            req = client.build_request(
-                "POST", f"/api/papers/{rng.choice(ids[:5000])}/upvote", headers=headers
-            )
-        if cookies:
-            req.headers["cookie"] = "; ".join(f"{a}={b}" for a, b in cookies.items())
+            method, path = "POST", f"/api/papers/{rng.choice(ids[:5000])}/upvote"
+            headers = {"x-csrf-token": csrf, "cookie": f"pf_session={token}; pf_csrf={csrf}"}
         t0 = time.perf_counter()
         try:
-            r = await client.send(req)
-            ok = r.status_code < 400
-            if not ok:
-                stats.samples.setdefault(kind, f"{r.status_code} {r.text[:200]}")
-        except httpx.HTTPError as exc:
+            async with client.request(method, path, params=params, headers=headers) as r:
+                body = await r.read()
+                ok = r.status < 400
+                if not ok:
+                    stats.samples.setdefault(kind, f"{r.status} {body[:200]!r}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
             ok = False
             stats.samples.setdefault(kind, repr(exc))
-        stats.times[kind].append((time.perf_counter() - t0) * 1000)
-        if not ok:
-            stats.errors[kind] += 1
+        if t0 >= measure_from:  # requests sent during the warm-up are not counted
+            stats.times[kind].append((time.perf_counter() - t0) * 1000)
+            if not ok:
+                stats.errors[kind] += 1
         if think:
             await asyncio.sleep(rng.expovariate(1 / think))
 
@@ -247,23 +249,44 @@ async def load(
     ids: list[str],
     sessions: list[tuple[str, str]],
     users: int,
+    warmup: float,
     duration: float,
     think: float,
     mix: dict[str, float],
     queries: list[str],
+    server_pid: int,
 ) -> Stats:
+    """aiohttp (C HTTP parser) rather than httpx: the generator shares the two cores with the
+    server, and httpx's pure-Python HTTP/1.1 stack cost several times more CPU per request."""
     stats = Stats()
-    limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        await client.get("/papers")  # warm
-        stop = time.perf_counter() + duration
+    connector = aiohttp.TCPConnector(limit=users, keepalive_timeout=60)
+    async with aiohttp.ClientSession(
+        base_url=base,
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=30),
+        cookie_jar=aiohttp.DummyCookieJar(),  # each request carries its user's cookies
+    ) as client:
+        async with client.get("/papers") as r:  # warm
+            await r.read()
+        measure_from = time.perf_counter() + warmup
+        stop = measure_from + duration
+
+        async def cpu_meter() -> None:
+            await asyncio.sleep(warmup)
+            cpu0, gen0 = tree_cpu_s(server_pid), time.process_time()
+            await asyncio.sleep(duration)
+            stats.server_cpu_s = tree_cpu_s(server_pid) - cpu0
+            stats.generator_cpu_s = time.process_time() - gen0
+
         await asyncio.gather(
+            cpu_meter(),
             *(
                 user_loop(
                     client,
                     random.Random(i),
                     ids,
                     sessions[i % len(sessions)] if sessions else None,
+                    measure_from,
                     stop,
                     think,
                     stats,
@@ -271,7 +294,7 @@ async def load(
                     queries,
                 )
                 for i in range(users)
-            )
+            ),
         )
     return stats
 
@@ -289,13 +312,16 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
-def report(label: str, stats: Stats, duration: float, server_cpu_s: float) -> None:
+def report(label: str, stats: Stats, duration: float) -> None:
+    server_cpu_s, generator_cpu_s = stats.server_cpu_s, stats.generator_cpu_s
     total = sum(len(t) for t in stats.times.values())
     errors = sum(stats.errors.values())
     print(
         f"\n== {label}: {total / duration:.0f} req/s total, {errors} errors; web processes used "
         f"{server_cpu_s / duration:.2f} cores, {1000 * server_cpu_s / max(total, 1):.1f} ms CPU "
-        f"per request; load average {os.getloadavg()[0]:.1f}"
+        f"per request; load generator {generator_cpu_s / duration:.2f} cores, "
+        f"{1000 * generator_cpu_s / max(total, 1):.1f} ms per request; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(
         f"{'endpoint':10s} {'count':>7s} {'req/s':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}"
@@ -334,6 +360,57 @@ def server_env(url: str, data_dir: str) -> dict[str, str]:
         "PAPERFEED_LOG_LEVEL": "warning",  # the access log would cost as much as the bench
         **EXTRA_ENV,
     }
+
+
+def stand_in_vectors(url: str) -> None:
+    """Give every paper without one a stored vector: real MiniLM vectors (the SciFact and CACM
+    corpora cached in bench/out by bench/search_quality.py) replicated with Gaussian noise, as
+    bench/search_latency.py does at 1M. Embedding 300k abstracts takes hours on two cores;
+    what a load test exercises is the vector *search*, whose cost at this scale is that of
+    real vectors. The text hash and model id are the current ones, so `paperfeed index` takes
+    them as up to date and only publishes them (pgvector + HNSW, or the IVF files). Semantic
+    results are then meaningless; their cost is not."""
+    import numpy as np
+    from sqlalchemy import insert
+
+    from paperfeed.models import Embedding
+    from paperfeed.search.embedder import get_embedder, paper_text
+    from paperfeed.search.indexing import text_hash
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from search_latency import make_vectors
+
+    engine = db.make_engine(url)
+    model = get_embedder().model_id
+    with db.read(engine) as conn:
+        todo = conn.execute(
+            select(Paper.id, Paper.title, Paper.abstract)
+            .outerjoin(Embedding, Embedding.paper_id == Paper.id)
+            .where(Embedding.paper_id.is_(None))
+            .order_by(Paper.id)
+        ).all()
+    if not todo:
+        return
+    t0 = time.perf_counter()
+    vectors = make_vectors(len(todo), np.random.default_rng(0))
+    now = dt.datetime.now()
+    for start in range(0, len(todo), 5000):
+        with db.transaction(engine) as conn:
+            conn.execute(
+                insert(Embedding),
+                [
+                    {
+                        "paper_id": r.id,
+                        "model": model,
+                        "text_hash": text_hash(paper_text(r.title, r.abstract)),
+                        "vector": vectors[start + i].tobytes(),
+                        "created_at": now,
+                    }
+                    for i, r in enumerate(todo[start : start + 5000])
+                ],
+            )
+    engine.dispose()
+    print(f"stand-in vectors: {len(todo)} papers ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
 def index(url: str, data_dir: str) -> None:
@@ -375,7 +452,13 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=100)
     ap.add_argument("--workers", default="1,2,4")
     ap.add_argument("--users", type=int, default=100)
-    ap.add_argument("--duration", type=float, default=30.0)
+    ap.add_argument("--duration", type=float, default=30.0, help="measured seconds per run")
+    ap.add_argument(
+        "--warmup",
+        type=float,
+        default=10.0,
+        help="seconds of full load before the measured window (caches, pools, page cache)",
+    )
     ap.add_argument("--think", type=float, default=1.0, help="mean think time, s (0: closed loop)")
     ap.add_argument("--data-dir", default="/tmp/pf-bench-load-data")
     ap.add_argument("--mix", default="", help="e.g. front=0.4,paper=0.3,search=0.2,upvote=0.1")
@@ -384,6 +467,12 @@ def main() -> None:
         "--index",
         action="store_true",
         help="run `paperfeed index` first (embeds every new paper: ~20 ms each on this machine)",
+    )
+    ap.add_argument(
+        "--stand-in-vectors",
+        action="store_true",
+        help="with --index: store replicated real vectors instead of embedding every abstract "
+        "(see stand_in_vectors), so search runs the whole hybrid path at 300k in minutes",
     )
     ap.add_argument(
         "--keyword-only",
@@ -398,6 +487,8 @@ def main() -> None:
     ids, sessions = prepare(args.db, args.papers, args.accounts)
     if args.keyword_only:
         EXTRA_ENV["PAPERFEED_SEARCH_SEMANTIC"] = "false"
+    if args.stand_in_vectors:
+        stand_in_vectors(args.db)
     if args.index:
         index(args.db, args.data_dir)
     if args.build_only:
@@ -406,21 +497,31 @@ def main() -> None:
     engine_kind = args.db.split(":", 1)[0]
     print(
         f"{len(ids)} papers, {len(sessions)} signed-in accounts, {args.users} users, "
-        f"think {args.think}s, {args.duration:.0f}s per run, database {engine_kind}, "
+        f"think {args.think}s, {args.warmup:.0f}s warm-up + {args.duration:.0f}s measured per run, "
+        f"database {engine_kind}, "
         f"{os.cpu_count()} CPUs"
     )
     for workers in [int(w) for w in args.workers.split(",")]:
         proc, base = serve(args.db, workers, args.data_dir)
         try:
-            cpu0 = tree_cpu_s(proc.pid)
             stats = asyncio.run(
-                load(base, ids, sessions, args.users, args.duration, args.think, mix, queries)
+                load(
+                    base,
+                    ids,
+                    sessions,
+                    args.users,
+                    args.warmup,
+                    args.duration,
+                    args.think,
+                    mix,
+                    queries,
+                    proc.pid,
+                )
             )
-            cpu = tree_cpu_s(proc.pid) - cpu0
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-        report(f"{engine_kind}, {workers} web worker(s)", stats, args.duration, cpu)
+        report(f"{engine_kind}, {workers} web worker(s)", stats, args.duration)
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ def queries(count: int) -> list[str]:
     rng = random.Random(1)
     titles = [t for t, _, _, _ in real_texts()]
     stop = {"a", "an", "the", "of", "for", "and", "in", "on", "with", "to", "via", "from", "by"}
-    out = []
+    out: list[str] = []
     while len(out) < count // 2:
         words = [
             w for w in re.findall(r"[A-Za-z]{3,}", rng.choice(titles)) if w.lower() not in stop
