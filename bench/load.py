@@ -61,6 +61,7 @@ class Stats:
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     samples: dict[str, str] = field(default_factory=dict)
     server_cpu_s: float = 0.0  # CPU of the web processes while requests were counted
+    database_cpu_s: float = 0.0  # ... of the local PostgreSQL server's processes (if any)
     generator_cpu_s: float = 0.0  # ... and of this process
 
 
@@ -255,6 +256,7 @@ async def load(
     mix: dict[str, float],
     queries: list[str],
     server_pid: int,
+    base_db: str,
 ) -> Stats:
     """aiohttp (C HTTP parser) rather than httpx: the generator shares the two cores with the
     server, and httpx's pure-Python HTTP/1.1 stack cost several times more CPU per request."""
@@ -273,9 +275,12 @@ async def load(
 
         async def cpu_meter() -> None:
             await asyncio.sleep(warmup)
+            on_pg = base_db.startswith("postgresql")
+            db0 = postgres_cpu_s() if on_pg else 0.0
             cpu0, gen0 = tree_cpu_s(server_pid), time.process_time()
             await asyncio.sleep(duration)
             stats.server_cpu_s = tree_cpu_s(server_pid) - cpu0
+            stats.database_cpu_s = postgres_cpu_s() - db0 if on_pg else 0.0
             stats.generator_cpu_s = time.process_time() - gen0
 
         await asyncio.gather(
@@ -312,6 +317,16 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
+def postgres_cpu_s() -> float:
+    """CPU seconds used so far by this machine's PostgreSQL server processes (0 if none):
+    each connection is a process, and they share the cores with the web tier."""
+    total = 0.0
+    for p in psutil.process_iter(["name", "cpu_times"]):
+        if p.info["name"] == "postgres" and p.info["cpu_times"] is not None:
+            total += p.info["cpu_times"].user + p.info["cpu_times"].system
+    return total
+
+
 def report(label: str, stats: Stats, duration: float) -> None:
     server_cpu_s, generator_cpu_s = stats.server_cpu_s, stats.generator_cpu_s
     total = sum(len(t) for t in stats.times.values())
@@ -321,7 +336,13 @@ def report(label: str, stats: Stats, duration: float) -> None:
         f"{server_cpu_s / duration:.2f} cores, {1000 * server_cpu_s / max(total, 1):.1f} ms CPU "
         f"per request; load generator {generator_cpu_s / duration:.2f} cores, "
         f"{1000 * generator_cpu_s / max(total, 1):.1f} ms per request; "
-        f"load average {os.getloadavg()[0]:.1f}"
+        + (
+            f"PostgreSQL {stats.database_cpu_s / duration:.2f} cores, "
+            f"{1000 * stats.database_cpu_s / max(total, 1):.1f} ms per request; "
+            if stats.database_cpu_s
+            else ""
+        )
+        + f"load average {os.getloadavg()[0]:.1f}"
     )
     print(
         f"{'endpoint':10s} {'count':>7s} {'req/s':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}"
@@ -516,6 +537,7 @@ def main() -> None:
                     mix,
                     queries,
                     proc.pid,
+                    args.db,
                 )
             )
         finally:
