@@ -119,15 +119,17 @@ def analyzers() -> dict[str, tantivy.TextAnalyzer]:
     }
 
 
+@functools.cache
+def english_analyzer() -> tantivy.TextAnalyzer:
+    """pf_en, the text analyser of both keyword backends (PostgreSQL's highlights use it)."""
+    return analyzers()["pf_en"]
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def english_stems(word: str) -> list[str]:
-    """The pf_en stems of one word (the text analyser of both keyword backends), cached for
-    the process: result pages highlight the same abstract words query after query. Callers
-    must not modify the list."""
-    return list(_ENGLISH().analyze(word))
-
-
-_ENGLISH = functools.cache(lambda: analyzers()["pf_en"])
+    """The pf_en stems of one word, cached for the process: result pages highlight the same
+    abstract words query after query. Callers must not modify the list."""
+    return list(english_analyzer().analyze(word))
 
 
 def _schema() -> tantivy.Schema:

@@ -12,7 +12,6 @@ and `embeddings.vec` is filled from the stored float32 vectors by `paperfeed ind
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,11 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import tantivy
 from sqlalchemy import Connection, Engine, bindparam, text
 
 from paperfeed import db
-from paperfeed.search.keyword import KeywordDoc, KeywordResult, analyzers
+from paperfeed.search.keyword import KeywordDoc, KeywordResult, english_analyzer
 from paperfeed.search.query import ParsedQuery, fold, fold_table, title_key
 
 # ts_rank weights for {D, C, B, A} = {-, abstract, authors, title}: title > authors > abstract,
@@ -72,11 +70,6 @@ class _Ranking:
 
 class IndexLockedError(RuntimeError):
     """Another process holds the search-index lock."""
-
-
-@functools.cache
-def _english() -> tantivy.TextAnalyzer:
-    return analyzers()["pf_en"]  # highlighting only: the same stems as the tantivy side
 
 
 def _word_query(params: dict[str, Any], word: str) -> str:
@@ -178,7 +171,7 @@ class PgKeywordBackend:
         self.conn = conn
 
     def analyze(self, value: str) -> list[str]:
-        return list(_english().analyze(value))
+        return list(english_analyzer().analyze(value))
 
     def _tier(
         self,
