@@ -344,13 +344,18 @@ def test_vector_scores_are_the_exact_cosines(tmp_path: Path) -> None:
             assert got[int(pid)] == pytest.approx(float(vecs[row] @ q), abs=2e-3)  # f16 rows
 
 
-def test_hybrid_scores_every_candidate_on_both_sides(catalog) -> None:  # type: ignore[no-untyped-def]
+# Four words: the caller scores the semantic hits' BM25; five: the embedding thread does.
+@pytest.mark.parametrize(
+    "text", ["neural networks for language", "neural networks for language models"]
+)
+def test_hybrid_scores_every_candidate_on_both_sides(catalog, text: str) -> None:  # type: ignore[no-untyped-def]
+    from paperfeed.search.keyword import TantivyBackend
     from paperfeed.search.query import parse_query
-    from paperfeed.search.service import hybrid_lists
+    from paperfeed.search.service import SHORT_QUERY_WORDS, QueryVector, hybrid_lists
     from paperfeed.search.store import handles
 
     settings, engine = catalog
-    q = parse_query("neural networks for language")
+    q = parse_query(text)
     with db.read(engine) as conn:  # the PostgreSQL backends read through it
         # pool 2: both backends put the two papers with the words in their titles first, and
         # the semantic side's top two hold one more paper that has a word (in its abstract).
@@ -363,6 +368,18 @@ def test_hybrid_scores_every_candidate_on_both_sides(catalog) -> None:  # type: 
     assert len(keyword) > 2, "no semantic-only candidate matched a word"
     for pid, score in keyword[2:]:
         assert score == pytest.approx(full[pid])
+    # Wherever the BM25 of the semantic hits was computed, the lists are the same.
+    with db.read(engine) as conn:
+        h = handles(settings, conn)
+        default = QueryVector(settings, h, q, 2)
+        default.get()
+        on_worker = len(q.terms) > SHORT_QUERY_WORDS and isinstance(h.keyword, TantivyBackend)
+        assert (default.bm25 is not None) == on_worker
+        on_caller = QueryVector(settings, h, q, 2, bm25=False)
+        assert hybrid_lists(settings, q, pool=2, conn=conn, h=h, qv=on_caller) == (
+            keyword,
+            semantic,
+        )
 
 
 def test_cli_index_and_search_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
