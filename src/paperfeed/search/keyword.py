@@ -126,10 +126,10 @@ def english_analyzer() -> tantivy.TextAnalyzer:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def english_stems(word: str) -> list[str]:
-    """The pf_en stems of one word, cached for the process: result pages highlight the same
-    abstract words query after query. Callers must not modify the list."""
-    return list(english_analyzer().analyze(word))
+def english_stems(word: str) -> tuple[str, ...]:
+    """The pf_en stems of one word, cached for the process (a tuple: shared, so immutable):
+    result pages highlight the same abstract words query after query."""
+    return tuple(english_analyzer().analyze(word))
 
 
 def _schema() -> tantivy.Schema:

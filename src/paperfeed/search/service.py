@@ -123,9 +123,14 @@ class QueryVector:
         if self.index is not None:
             embedder = get_embedder(settings.search_max_tokens, settings.search_query_threads)
             local = self.index if isinstance(self.index, VectorIndex) else None
-            keyword = h.keyword if isinstance(h.keyword, TantivyBackend) else None
-            long_query = len(q.terms) > SHORT_QUERY_WORDS
-            keyword = keyword if local and bm25 and long_query else None
+            keyword = (
+                h.keyword
+                if isinstance(h.keyword, TantivyBackend)
+                and local is not None
+                and bm25
+                and len(q.terms) > SHORT_QUERY_WORDS
+                else None
+            )
             self._future = _EMBED_POOL.submit(_semantic_side, embedder, q, local, keyword, k)
 
     def get(self) -> tuple[store.VectorSearcher, np.ndarray, list[tuple[int, float]]] | None:
@@ -162,11 +167,10 @@ def _semantic(
 ) -> tuple[list[tuple[int, float]], store.VectorSearcher | None, np.ndarray | None]:
     """Top-k by cosine among papers passing the query's phrases, exclusions and filters,
     with the index and query vector (for scoring more candidates)."""
-    got = (qv or QueryVector(settings, h, q, k)).get()
+    got = (qv or QueryVector(settings, h, q, k, bm25=False)).get()
     if got is None:
         return [], None, None
     index, vec, hits = got
-    hits = hits[:k]
     if q.phrases or q.excludes or q.has_filters:
         allowed = h.keyword.filter_ids(q, [pid for pid, _ in hits])
         hits = [(pid, s) for pid, s in hits if pid in allowed]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 SNIPPET_WORDS = 40  # about two lines on the results page
 PREFIX = 2  # letters a word must share with a matched stem before it is analysed
@@ -16,7 +16,7 @@ class Highlighter:
     """Snippets for one result page: each distinct word is analysed once for the whole page
     (the analyser call is the costly part; a page's abstracts share most of their words)."""
 
-    def __init__(self, matched: set[str], analyze: Callable[[str], list[str]]) -> None:
+    def __init__(self, matched: set[str], analyze: Callable[[str], Sequence[str]]) -> None:
         self.matched = matched
         self.analyze = analyze
         # Stems nearly always share their first letters with the word, so only words starting
@@ -88,6 +88,6 @@ def _densest_start(hits: list[int]) -> int:
     return best
 
 
-def snippet_html(text: str, matched: set[str], analyze: Callable[[str], list[str]]) -> str:
+def snippet_html(text: str, matched: set[str], analyze: Callable[[str], Sequence[str]]) -> str:
     """One snippet (a page of them: use one Highlighter, which shares the analysis)."""
     return Highlighter(matched, analyze).snippet(text)
