@@ -1,8 +1,10 @@
 """Retrieval quality of paperfeed search: BM25-only, semantic-only and hybrid, through search().
 
-Usage: python bench/search_quality.py [--tune] [--max-tokens 256]
+Usage: python bench/search_quality.py [--tune] [--max-tokens 256] [--db postgresql+psycopg://...]
   Evaluates SciFact (test split) and CACM with nDCG@10, MRR@10 and Recall@100.
   --tune grid-searches the fusion parameters on the SciFact *train* split only and prints the best.
+  --db measures the PostgreSQL backends (full-text search + pgvector) instead of the embedded
+  ones: each set is loaded into that (empty, scratch) database, replacing its catalog.
 Corpus embeddings are cached in bench/out/ (gitignored; SciFact is CC BY-NC and never shipped).
 """
 
@@ -16,7 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 sys.path.insert(0, str(Path(__file__).parent))
 import retrieval_data as rd
@@ -31,13 +33,16 @@ from paperfeed.search.query import parse_query
 from paperfeed.search.service import hybrid_lists
 
 
-def build(ds: rd.Dataset, max_tokens: int, tmp: Path) -> tuple[Settings, object, dict[int, str]]:
+def build(
+    ds: rd.Dataset, max_tokens: int, tmp: Path, url: str = "sqlite://"
+) -> tuple[Settings, object, dict[int, str]]:
     """A real paperfeed catalog of the corpus, with cached vectors stored as embeddings rows."""
-    settings = Settings(
-        database_url="sqlite://", data_dir=tmp / ds.name, search_max_tokens=max_tokens
-    )
+    settings = Settings(database_url=url, data_dir=tmp / ds.name, search_max_tokens=max_tokens)
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)
+    if engine.dialect.name == "postgresql":  # a scratch database: the previous set goes
+        with db.transaction(engine) as conn:
+            conn.execute(text("TRUNCATE papers CASCADE"))
     vectors = rd.doc_embeddings(ds, max_tokens)
     model_id = get_embedder(max_tokens).model_id
     with db.transaction(engine) as conn:
@@ -70,6 +75,10 @@ def build(ds: rd.Dataset, max_tokens: int, tmp: Path) -> tuple[Settings, object,
     start = time.perf_counter()
     report = index_pending(engine, settings)
     assert report.embedded == 0, "cached vectors should have been reused"
+    if engine.dialect.name == "postgresql":  # planner statistics for the new rows
+        with db.transaction(engine) as conn:
+            conn.execute(text("ANALYZE papers"))
+            conn.execute(text("ANALYZE embeddings"))
     print(f"  {ds.name}: indexed {len(ds.doc_ids)} docs in {time.perf_counter() - start:.1f}s")
     return settings, engine, {i + 1: d for i, d in enumerate(ds.doc_ids)}
 
@@ -83,11 +92,14 @@ def run_mode(settings, engine, id_map, queries, mode, fusion=None) -> dict[str, 
     return out
 
 
-def tune(max_tokens: int, tmp: Path) -> FusionParams:
+def tune(max_tokens: int, tmp: Path, url: str) -> FusionParams:
     ds = rd.load("scifact", "train")
-    settings, _engine, id_map = build(ds, max_tokens, tmp)
+    settings, engine, id_map = build(ds, max_tokens, tmp, url)
     # The lists hybrid search fuses: both sides' top 100, every candidate scored by both.
-    lists = {qid: hybrid_lists(settings, parse_query(text)) for qid, text in ds.queries.items()}
+    with db.read(engine) as conn:  # type: ignore[arg-type]
+        lists = {
+            qid: hybrid_lists(settings, parse_query(q), conn=conn) for qid, q in ds.queries.items()
+        }
     best = (-1.0, FusionParams())
     grid = itertools.chain(
         (FusionParams("rrf", k, w) for k in (5, 10, 20, 40, 60) for w in np.arange(0.2, 0.81, 0.1)),
@@ -108,15 +120,16 @@ def main() -> None:
     ap.add_argument("--tune", action="store_true")
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--sets", default="scifact,cacm")
+    ap.add_argument("--db", default="sqlite://", help="a scratch PostgreSQL database URL")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        fusion = tune(args.max_tokens, tmp) if args.tune else FusionParams()
+        fusion = tune(args.max_tokens, tmp, args.db) if args.tune else FusionParams()
         print(f"fusion: {fusion}")
         print(f"{'dataset':10} {'method':9} {'nDCG@10':>8} {'MRR@10':>8} {'R@100':>8}")
         for name in args.sets.split(","):
             ds = rd.load(name, "test")
-            settings, engine, id_map = build(ds, args.max_tokens, tmp)
+            settings, engine, id_map = build(ds, args.max_tokens, tmp, args.db)
             for mode in ("keyword", "semantic", "hybrid"):
                 run = run_mode(settings, engine, id_map, ds.queries, mode, fusion)
                 m = rd.metrics(run, ds.qrels)

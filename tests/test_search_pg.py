@@ -23,7 +23,7 @@ from paperfeed import db
 from paperfeed.config import Settings
 from paperfeed.models import Paper
 from paperfeed.search import IndexBusyError, index_pending, search, similar, store
-from paperfeed.search.query import fold_table
+from paperfeed.search.query import fold_table, parse_query
 from search_catalog import PAPERS, add_papers, edit_paper, paper_id
 
 PAPERFEED = str(Path(sys.executable).parent / "paperfeed")
@@ -259,10 +259,51 @@ def test_title_and_author_matches_use_the_small_vector(settings: Settings, engin
             text("EXPLAIN SELECT id FROM papers p WHERE p.rank_tsv @@ 'x:A'::tsquery")
         ).scalars()
         assert "ix_papers_rank_tsv" in " ".join(plan)  # migration 0007
-        backend = pg.PgKeywordBackend(conn)
-        # A typo gets only the one-edit variants some paper has; a name whose English stem
-        # differs ('kaiming' -> 'kaim') is known as a name and gets none.
-        found = backend._fuzzy(["difusion", "Kaiming", "residual"], pg._SeqScan(conn))
-        assert found == {0: "diffusion"}
+    def typo_variants(query: str) -> dict[str, str]:
+        with db.read(engine) as conn:
+            ranking = pg.PgKeywordBackend(conn)._ranking(parse_query(query), pg._SeqScan(conn))
+            return {k: v for k, v in ranking.params.items() if k.startswith("fz")}
+
+    # A typo gets only the one-edit variants some paper has; a name whose English stem
+    # differs ('kaiming' -> 'kaim') is known as a name and gets none. The same before the
+    # first `paperfeed index` (probes of the GIN index) and after it (search_lexicon).
+    assert typo_variants("difusion Kaiming residual") == {"fz0": "diffusion"}
+    assert pg.refresh_lexicon(engine)
+    assert typo_variants("difusion Kaiming residual") == {"fz0": "diffusion"}
     assert hits(engine, settings, "Kaiming", mode="keyword") == ["1512.03385"]
     assert hits(engine, settings, "author:kaiming", mode="keyword") == ["1512.03385"]
+
+
+@postgres
+def test_rare_words_outweigh_common_ones(settings: Settings, engine: Engine) -> None:
+    """ts_rank has no IDF; search.pg weights each word by it (search_lexicon, migration 0008).
+    Here 'networks' is in three papers and 'chlorophyll' in one: a paper with the rare word
+    in its abstract outranks those with only the common word, even in their titles."""
+    from paperfeed.search import pg
+
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS)
+    for counted in (False, True):  # counted live, then from the refreshed search_lexicon
+        if counted:
+            assert pg.refresh_lexicon(engine) == len(lexicon_words(engine)) > 0
+        ranked = hits(engine, settings, "networks chlorophyll", mode="keyword")
+        assert ranked[0] == "2402.00002"
+        assert set(ranked[1:]) == {"1706.03762", "1512.03385", "2401.00001"}
+        # Every word of the title beats the same words elsewhere.
+        assert hits(engine, settings, "graph neural networks", mode="keyword")[0] == "2401.00001"
+    ndoc = dict(lexicon_words(engine))
+    assert ndoc["network"] == 3 and ndoc["chlorophyl"] == 1  # English stems
+    # Current: nothing to recount. A new paper changes the catalog: recounted, in one go.
+    assert pg.refresh_lexicon(engine) is None
+    with db.transaction(engine) as conn:
+        add_papers(conn, [{**PAPERS[1], "arxiv_id": "1706.99999", "title": "More networks"}])
+    assert pg.refresh_lexicon(engine)
+    assert dict(lexicon_words(engine))["network"] == 4
+    # Hidden papers are not counted (the paper hidden in PAPERS has 'secret' in its title).
+    assert "secret" not in dict(lexicon_words(engine))
+
+
+def lexicon_words(engine: Engine) -> list[tuple[str, int]]:
+    with db.read(engine) as conn:
+        rows = conn.execute(text("SELECT word, ndoc FROM search_lexicon")).all()
+        return [(str(w), int(n)) for w, n in rows]

@@ -330,8 +330,11 @@ def index_cmd(
             raise typer.Exit(1) from exc
     embeddings = f"embeddings: {report.embedded} computed, {report.unchanged} unchanged; "
     if report.backend == "postgres":
+        counted = report.lexicon_words
         typer.echo(
-            "keyword index: PostgreSQL full-text search (always current); "
+            "keyword index: PostgreSQL full-text search (always current), word counts "
+            + ("current" if counted is None else f"recounted ({counted} words)")
+            + "; "
             + embeddings
             + f"vector index: {report.vectors} vectors ({report.vectors_synced} synced to pgvector)"
         )

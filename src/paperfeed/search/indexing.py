@@ -49,6 +49,7 @@ class IndexReport:
     vectors_rebuilt: bool = False
     backend: str = store.EMBEDDED
     vectors_synced: int = 0  # PostgreSQL: embeddings copied into the pgvector column
+    lexicon_words: int | None = None  # PostgreSQL: words recounted (None: already current)
 
 
 def text_hash(text: str) -> str:
@@ -331,10 +332,16 @@ def _sync_pgvector(
 def _pg_index(
     engine: Engine, settings: Settings, report: IndexReport, progress: Progress | None
 ) -> None:
-    """PostgreSQL: the keyword column is generated, so only embeddings and vectors are work."""
+    """PostgreSQL: the keyword column is generated; its word counts (IDF), embeddings and
+    vectors are the work."""
     from paperfeed.search import pg
 
     report.backend = store.POSTGRES
+    if progress:
+        progress("word counts", 0, 1)
+    report.lexicon_words = pg.refresh_lexicon(engine)
+    if progress:
+        progress("word counts", 1, 1)
     if not settings.search_semantic:
         return
     _embed(engine, settings, report, progress)

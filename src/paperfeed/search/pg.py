@@ -13,6 +13,7 @@ and `embeddings.vec` is filled from the stored float32 vectors by `paperfeed ind
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,13 +27,15 @@ from paperfeed import db
 from paperfeed.search.keyword import KeywordDoc, KeywordResult, english_analyzer
 from paperfeed.search.query import ParsedQuery, fold, fold_table, title_key
 
-# ts_rank weights for {D, C, B, A} = {-, abstract, authors, title}: title > authors > abstract,
-# as on the tantivy side (not tuned: bench/search_quality.py measures the embedded backend).
-RANK_WEIGHTS = "{0.1, 0.5, 0.75, 1.0}"
-# Per tier (see PgKeywordBackend._tier): matches taken from the GIN index, then how many of
-# them, best by title + authors, are ranked on the whole vector (each costs a TOAST read).
-CANDIDATES = 500
-RANKED = 150
+# Keyword ranking (PgKeywordBackend): BM25's inverse document frequency over binary matches.
+# A paper scores, for each query word it has, the word's IDF, plus TITLE_BONUS times that again
+# when the word is in its title. Document frequencies come from search_lexicon (migration
+# 0008, refreshed by `paperfeed index`); words it lacks are counted live, up to LIVE_DF_CAP.
+# bench/search_quality.py --db measures it: SciFact nDCG@10 0.453 with ts_rank, 0.69 with this.
+TITLE_BONUS = 0.5
+CANDIDATES = 300  # papers from each candidate source (GIN gives any of them, in no order)
+RARE_BUDGET = 1000  # summed document frequency of the rarest words whose papers all compete
+LIVE_DF_CAP = 10_000  # a word missing from search_lexicon is counted live up to this
 TOKEN = re.compile(r"[^\W_]+")  # what may go into to_tsquery text: letters and digits only
 MAX_TOKENS = 16  # words in the all-in-the-title tier (the parser already caps clauses at 32)
 EF_SEARCH_DEFAULT = 40  # pgvector's own default candidate list (PAPERFEED_SEARCH_HNSW_EF_SEARCH)
@@ -59,13 +62,22 @@ TITLE_KEY_SQL = (
 
 
 @dataclass(frozen=True)
-class _Ranking:
-    """SQL for ranking one query's words over papers p (see PgKeywordBackend._ranking)."""
+class _Word:
+    """One query word (or phrase) as ranked: its tsquery SQL and inverse document frequency."""
 
-    tiers: list[str]  # match conditions, best first; the last one is "any word"
+    tsq: str
+    df: int
+    idf: float
+
+
+@dataclass(frozen=True)
+class _Ranking:
+    """SQL for ranking one query's words over papers (see PgKeywordBackend)."""
+
+    words: list[_Word]  # rarest first
+    params: dict[str, Any]  # the bind parameters the SQL below uses
     any_word: str  # tsquery: any of the words
-    score: str  # the score search() and scores() give
-    cheap: str  # rank on the in-row title + authors vector alone (no TOAST read)
+    score: str  # over c.tsv (a paper's vector, detoasted once) and c.ttl (its title part)
 
 
 class IndexLockedError(RuntimeError):
@@ -165,86 +177,147 @@ class _SeqScan:
 
 
 class PgKeywordBackend:
-    """KeywordBackend over papers.search_tsv and rank_tsv (see keyword.KeywordBackend)."""
+    """KeywordBackend over papers.search_tsv and rank_tsv (see keyword.KeywordBackend).
+
+    Ranking: each query word counts its IDF (BM25's, from search_lexicon) when a paper has it,
+    and TITLE_BONUS x that again when the paper's title has it. PostgreSQL cannot prune a
+    top-k like a BM25 engine, so only papers from three candidate sources are scored, each
+    source's vector read (and decompressed from TOAST) once: every word in the title (the
+    small in-row rank_tsv), every word anywhere, and any of the rarest words, as many of
+    them as have RARE_BUDGET papers in all (a paper without any of those can only score
+    from common, low-IDF words).
+    """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._rankings: dict[tuple[tuple[str, ...], tuple[str, ...]], _Ranking] = {}
 
     def analyze(self, value: str) -> list[str]:
         return list(english_analyzer().analyze(value))
 
-    def _tier(
-        self,
-        match: str,
-        ranking: _Ranking,
-        cond: str,
-        params: dict[str, Any],
-        n: int,
-        skip: set[int],
-    ) -> list[tuple[int, float]]:
-        """Up to n papers matching `match` (+ constraints), best score first.
+    def _ranking(self, q: ParsedQuery, seqscan: _SeqScan) -> _Ranking:
+        """The query's words with their IDF and the score SQL (once per query: search() and
+        scores() of one request share it)."""
+        key = (tuple(q.terms), tuple(q.phrases))
+        if key not in self._rankings:
+            self._rankings[key] = self._rank_words(q, seqscan)
+        return self._rankings[key]
 
-        Three steps, so that no more than RANKED rows are read from TOAST: up to CANDIDATES
-        matches (GIN; any CANDIDATES of them, the index gives no order), the RANKED best of
-        those by the cheap rank on the in-row title + authors vector (newest first among
-        equals), and those by the full score.
-        """
-        # The tsqueries are written out (not a CTE): with constant arguments the planner folds
-        # them and estimates their selectivity from the column statistics, so rare words use
-        # the GIN index.
-        rows = self.conn.execute(
-            text(
-                f"SELECT p.id, {ranking.score} AS s FROM ("
-                f"SELECT p.id, p.search_tsv, p.rank_tsv FROM ("
-                f"SELECT p.id, p.search_tsv, p.rank_tsv FROM papers p "
-                f"WHERE {match} AND {cond} LIMIT :cand) p "
-                f"ORDER BY {ranking.cheap} DESC, p.id DESC LIMIT :ranked) p "
-                "ORDER BY s DESC, p.id LIMIT :n"
-            ),
-            {
-                **params,
-                "cand": CANDIDATES,
-                "ranked": max(RANKED, n + len(skip)),
-                "n": n + len(skip),
-            },
-        ).all()
-        return [(int(r[0]), float(r[1])) for r in rows if int(r[0]) not in skip][:n]
-
-    def _ranking(self, q: ParsedQuery, params: dict[str, Any], seqscan: _SeqScan) -> _Ranking:
-        """Tiers, the any-word tsquery and the score SQL for the query's words.
-
-        Tiers: all words in the title, all words anywhere, any word in the title or authors,
-        any word. A paper's score is the number of tiers below its best one plus ts_rank
-        against any word (title > authors > abstract), so search() and scores() agree. Only
-        the second and last tiers match on the big vector (see migration 0007_search_rank).
-        """
+    def _rank_words(self, q: ParsedQuery, seqscan: _SeqScan) -> _Ranking:
         words = [*q.terms, *q.phrases]
+        params: dict[str, Any] = {}
         per_word = [_word_query(params, w) for w in words]
-        for i, variants in self._fuzzy(q.terms, seqscan).items():
+        dfs, total = self._doc_freqs(words, per_word, params, seqscan)
+        fuzzy = self._fuzzy({i: words[i] for i in range(len(q.terms)) if dfs[i] == 0}, seqscan)
+        for i, variants in fuzzy.items():
             key = f"fz{i}"
             params[key] = variants
             per_word[i] = f"({per_word[i]} || to_tsquery('english', :{key}))"
-        any_word = "(" + " || ".join(per_word) + ")"
-        tiers = []
-        tokens = [t for w in words for t in TOKEN.findall(w)][:MAX_TOKENS]
-        if tokens:
-            params["title_all"] = " & ".join(f"{t}:A" for t in tokens)
-            # The title is in rank_tsv too: this match never reads the abstract's vector.
-            tiers.append("p.rank_tsv @@ to_tsquery('english', :title_all)")
-        if len(per_word) > 1:
-            tiers.append("p.search_tsv @@ (" + " && ".join(per_word) + ")")
-        tiers.append(f"p.rank_tsv @@ {any_word}")
-        tiers.append(f"p.search_tsv @@ {any_word}")
-        bonus = " ".join(
-            f"WHEN {match} THEN {len(tiers) - 1 - i}" for i, match in enumerate(tiers[:-1])
+        if fuzzy:  # a corrected word is as common as the words it stands for
+            redo, _ = self._doc_freqs(
+                [words[i] for i in fuzzy], [per_word[i] for i in fuzzy], params, seqscan, live=True
+            )
+            for i, df in zip(fuzzy, redo, strict=True):
+                dfs[i] = df
+        ranked = sorted(
+            (
+                _Word(tsq, df, math.log(1 + (total - df + 0.5) / (df + 0.5)))
+                for tsq, df in zip(per_word, dfs, strict=True)
+                if df  # None: a stop word; 0: no paper has it
+            ),
+            key=lambda w: (-w.idf, w.tsq),
         )
-        score = f"(CASE {bonus} ELSE 0 END + ts_rank('{RANK_WEIGHTS}', p.search_tsv, {any_word}))"
-        cheap = f"ts_rank('{RANK_WEIGHTS}', p.rank_tsv, {any_word})"
-        return _Ranking(tiers, any_word, score, cheap)
+        any_word = "(" + " || ".join(w.tsq for w in ranked) + ")" if ranked else ""
+        # float8 literals: a bare 1.5 is numeric in SQL, and numeric arithmetic is slow.
+        score = " + ".join(
+            f"CASE WHEN c.tsv @@ {w.tsq} THEN CASE WHEN c.ttl @@ {w.tsq} "
+            f"THEN float8 '{w.idf * (1 + TITLE_BONUS):.6f}' ELSE float8 '{w.idf:.6f}' END "
+            "ELSE float8 '0' END"
+            for w in ranked
+        )
+        return _Ranking(ranked, params, any_word, f"({score or 'float8 0'})")
+
+    def _doc_freqs(
+        self,
+        words: list[str],
+        tsqs: list[str],
+        params: dict[str, Any],
+        seqscan: _SeqScan,
+        live: bool = False,
+    ) -> tuple[list[int | None], int]:
+        """(papers having each word, papers in all): from search_lexicon, or counted live (up
+        to LIVE_DF_CAP) for words it lacks (new since the last `paperfeed index`, or typos).
+        An English stop word gets None: it is in no abstract's vector, so ranking on it would
+        only reward author names that happen to spell it."""
+        if not words:
+            return [], 1
+        rows: Sequence[Any] = [(1, None)] * len(words)  # live: count every word
+        if not live:
+            rows = self.conn.execute(
+                text(
+                    "SELECT numnode(plainto_tsquery('english', w)), (SELECT max(l.ndoc) "
+                    "FROM search_lexicon l WHERE l.word = ANY(tsvector_to_array("
+                    "to_tsvector('english', w) || to_tsvector('simple', w)))) "
+                    "FROM unnest(CAST(:ws AS text[])) WITH ORDINALITY AS t(w, i) ORDER BY i"
+                ),
+                {"ws": words},
+            ).all()
+        dfs: list[int | None] = [
+            None if not nodes else -1 if df is None else int(df) for nodes, df in rows
+        ]
+        missing = [i for i, df in enumerate(dfs) if df == -1]
+        counts = ", ".join(
+            f"(SELECT count(*) FROM (SELECT 1 FROM papers WHERE search_tsv @@ {tsqs[i]} "
+            f"LIMIT {LIVE_DF_CAP}) x)"
+            for i in missing
+        )
+        seqscan.allow(False)  # GIN probes: a scan "until enough" reads TOAST for every row
+        row = self.conn.execute(
+            text(
+                "SELECT CAST((SELECT reltuples FROM pg_class WHERE oid = "
+                f"CAST('papers' AS regclass)) AS bigint){', ' + counts if counts else ''}"
+            ),
+            params,
+        ).one()
+        seqscan.allow(True)
+        for i, n in zip(missing, row[1:], strict=True):
+            dfs[i] = int(n)
+        total = int(row[0])
+        if total <= 0:  # never analysed (a new, small catalog): count
+            total = int(
+                self.conn.execute(text("SELECT count(*) FROM papers WHERE NOT hidden")).scalar_one()
+            )
+        return dfs, max(total, *(df or 0 for df in dfs), 1)
+
+    def _scored(self, ranking: _Ranking, source: str, n: int) -> str:
+        """SQL: the n best of the papers `source` selects (ids), each vector detoasted once."""
+        return (
+            f"SELECT c.id, {ranking.score} AS s FROM ("
+            "SELECT i.id, i.tsv, ts_filter(i.tsv, '{a}') AS ttl FROM ("
+            "SELECT p.id, p.search_tsv || CAST('' AS tsvector) AS tsv FROM papers p "
+            f"WHERE p.id IN ({source}) OFFSET 0) i OFFSET 0) c "
+            f"ORDER BY s DESC, c.id DESC LIMIT {int(n)}"
+        )
+
+    def _best(
+        self,
+        ranking: _Ranking,
+        sources: list[str],
+        cond: str,
+        params: dict[str, Any],
+        n: int,
+        each: int,
+    ) -> list[tuple[int, float]]:
+        """The n best papers matching any of the `sources` (up to `each` papers from each)."""
+        union = " UNION ".join(
+            f"(SELECT p.id FROM papers p WHERE {match} AND {cond} LIMIT {int(each)})"
+            for match in sources
+        )
+        rows = self.conn.execute(text(self._scored(ranking, union, n)), params)
+        return [(int(r[0]), float(r[1])) for r in rows]
 
     def search(self, q: ParsedQuery, limit: int) -> KeywordResult:
-        """Best tier first, each ranked in steps (see _tier): PostgreSQL ranks every row it is
-        given (no top-k pruning like BM25 engines), so what it is given is bounded."""
+        """The `limit` best papers of the candidate sources (see the class)."""
         words = [*q.terms, *q.phrases]
         matched: set[str] = set()
         for word in words:
@@ -266,16 +339,41 @@ class PgKeywordBackend:
         # Not in a `finally`: after a failed statement the transaction is aborted (and its
         # SET LOCAL with it); restoring then would only hide the original error.
         seqscan = _SeqScan(self.conn)
-        ranking = self._ranking(q, params, seqscan)
-        hits: list[tuple[int, float]] = []
-        seen: set[int] = set()
-        for match in ranking.tiers:
-            if len(hits) >= limit:
-                break
-            seqscan.allow("search_tsv" not in match)
-            got = self._tier(match, ranking, cond, params, limit - len(hits), seen)
-            hits += got
-            seen.update(pid for pid, _ in got)
+        ranking = self._ranking(q, seqscan)
+        if not ranking.words:  # only stop words, or words no paper has
+            return KeywordResult([], 0, matched)
+        params.update(ranking.params)
+        tokens = [t for w in words for t in TOKEN.findall(w)][:MAX_TOKENS]
+        every = " && ".join(w.tsq for w in ranking.words)
+        sources = [f"p.search_tsv @@ ({every})"]
+        if tokens:
+            # The title is in rank_tsv too: this match never reads the abstract's vector.
+            params["title_all"] = " & ".join(f"{t}:A" for t in tokens)
+            sources.append("p.rank_tsv @@ to_tsquery('english', :title_all)")
+        seqscan.allow(False)  # the sources are GIN matches (see _SeqScan)
+        hits = self._best(ranking, sources, cond, params, limit, CANDIDATES)
+        if len(hits) < limit and len(ranking.words) > 1:
+            # Too few papers have every word: papers with any of the rarest words compete
+            # (those with none can only score from common, low-IDF words).
+            rare: list[str] = []
+            budget = 0
+            for w in ranking.words:
+                if rare and budget + w.df > RARE_BUDGET:
+                    break
+                rare.append(w.tsq)
+                budget += w.df
+            seen = {pid for pid, _ in hits}
+            more = self._best(
+                ranking,
+                [f"p.search_tsv @@ ({' || '.join(rare)})"],
+                cond,
+                params,
+                limit + len(seen),
+                RARE_BUDGET,
+            )
+            hits = sorted(
+                [*hits, *(h for h in more if h[0] not in seen)], key=lambda h: (-h[1], -h[0])
+            )[:limit]
         seqscan.allow(True)
         # As the tantivy side: `limit` hits mean "at least that many" (counting is not free).
         return KeywordResult(hits, len(hits), matched)
@@ -287,74 +385,56 @@ class PgKeywordBackend:
             return {}
         params: dict[str, Any] = {"ids": [int(i) for i in paper_ids]}
         cond = " AND ".join(_constraints(q, params))
-        seqscan = _SeqScan(self.conn)
-        ranking = self._ranking(q, params, seqscan)
-        seqscan.allow(True)
-        stmt = text(
-            f"SELECT p.id, {ranking.score} FROM papers p "
-            f"WHERE p.id IN :ids AND {ranking.tiers[-1]} AND {cond}"
-        ).bindparams(bindparam("ids", expanding=True))
-        return {int(r[0]): float(r[1]) for r in self.conn.execute(stmt, params)}
+        ranking = self._ranking(q, _SeqScan(self.conn))
+        if not ranking.words:
+            return {}
+        params.update(ranking.params)
+        source = (
+            "SELECT p.id FROM papers p WHERE p.id = ANY(CAST(:ids AS bigint[])) "
+            f"AND p.search_tsv @@ {ranking.any_word} AND {cond}"
+        )
+        rows = self.conn.execute(text(self._scored(ranking, source, len(paper_ids))), params)
+        return {int(r[0]): float(r[1]) for r in rows}
 
-    def _fuzzy(self, terms: Sequence[str], seqscan: _SeqScan) -> dict[int, str]:
-        """For each long word no paper contains (a typo): its one-edit variants that some
-        paper contains, OR'ed (index in terms -> to_tsquery text).
+    def _fuzzy(self, unknown: dict[int, str], seqscan: _SeqScan) -> dict[int, str]:
+        """For each long word no paper contains (a typo; index in the query's terms -> word):
+        its one-edit variants that some paper contains, OR'ed (-> to_tsquery text).
 
         PostgreSQL has no fuzzy term query without extensions (pg_trgm, fuzzystrmatch) that
-        hosted servers may lack. A word is known if its English stem or its name form (as
-        _word_query matches it) is among the column's most common lexemes (ANALYZE keeps
-        ~1,000 in pg_stats) or, failing that, in the GIN index: a rare word's posting list is
-        short, while a scan "until the first match" reads TOAST for the whole table when the
-        word is rare or absent (the planner assumes it is not). Variants are probed the same
-        way, and only the ones some paper has are kept: variants nobody wrote would make the
-        planner expect most of the table to match and scan all of it.
+        hosted servers may lack. Variants are looked up in search_lexicon; before the first
+        `paperfeed index` fills it, each is probed in the GIN index (short posting lists).
+        Only variants some paper has are kept: variants nobody wrote would make the planner
+        expect most of the table to match and scan all of it.
         """
         candidates = {
-            i: t.lower()
-            for i, t in enumerate(terms)
-            if FUZZY_MIN_CHARS <= len(t) <= FUZZY_MAX_CHARS and t.isascii() and t.isalpha()
+            i: w.lower()
+            for i, w in unknown.items()
+            if FUZZY_MIN_CHARS <= len(w) <= FUZZY_MAX_CHARS and w.isascii() and w.isalpha()
         }
         if not candidates:
             return {}
-        rare = list(
-            self.conn.execute(
-                text(
-                    "SELECT w FROM unnest(CAST(:ws AS text[])) AS w WHERE NOT EXISTS ("
-                    "SELECT 1 FROM pg_stats s WHERE s.schemaname = current_schema() "
-                    "AND s.tablename = 'papers' AND s.attname = 'search_tsv' "
-                    "AND CAST(CAST(s.most_common_elems AS text) AS text[]) && "
-                    "(tsvector_to_array(to_tsvector('english', w)) || ARRAY[w]))"
-                ),
-                {"ws": sorted(set(candidates.values()))},
-            ).scalars()
-        )
-        if not rare:
-            return {}
-        seqscan.allow(False)  # GIN probes: short posting lists
-        params = {f"k{i}": w for i, w in enumerate(rare)}
-        probes = ", ".join(
-            "EXISTS (SELECT 1 FROM papers WHERE search_tsv @@ "
-            f"(plainto_tsquery('english', :k{i}) || plainto_tsquery('simple', :k{i})))"
-            for i in range(len(rare))
-        )
-        exists = self.conn.execute(text(f"SELECT {probes}"), params).one()
-        unknown = {w for w, known in zip(rare, exists, strict=True) if not known}
-        if not unknown:
-            return {}
-        variants = {w: one_edit(w) for w in unknown}
+        variants = {w: one_edit(w) for w in set(candidates.values())}
+        every = sorted({v for vs in variants.values() for v in vs})
+        have_lexicon = self.conn.execute(text("SELECT EXISTS (SELECT 1 FROM search_lexicon)"))
+        if have_lexicon.scalar():
+            found = (
+                "SELECT 1 FROM search_lexicon l WHERE l.word = ANY(tsvector_to_array("
+                "to_tsvector('english', v)))"
+            )
+        else:
+            seqscan.allow(False)  # GIN probes: short posting lists
+            found = "SELECT 1 FROM papers WHERE search_tsv @@ to_tsquery('english', v)"
         known = set(
             self.conn.execute(
-                text(
-                    "SELECT v FROM unnest(CAST(:vs AS text[])) AS v WHERE EXISTS ("
-                    "SELECT 1 FROM papers WHERE search_tsv @@ to_tsquery('english', v))"
-                ),
-                {"vs": sorted({v for vs in variants.values() for v in vs})},
+                text(f"SELECT v FROM unnest(CAST(:vs AS text[])) AS v WHERE EXISTS ({found})"),
+                {"vs": every},
             ).scalars()
         )
+        seqscan.allow(True)
         out = {}
         for i, w in candidates.items():
-            real = [v for v in variants.get(w, []) if v in known]
-            if w in unknown and real:
+            real = [v for v in variants[w] if v in known]
+            if real:
                 out[i] = " | ".join(real)
         return out
 
@@ -527,6 +607,33 @@ def sync_vectors(
     finally:
         ensure_hnsw_index(engine)
     return done
+
+
+LEXICON_KEY = "search:lexicon"  # ingest_state: the catalog state search_lexicon was counted at
+
+
+def refresh_lexicon(engine: Engine) -> int | None:
+    """Recount search_lexicon (ts_stat over the visible papers' vectors) if the catalog
+    changed since the last count; the number of words, or None when it was current. One
+    transaction: searches see the old counts until the new ones are complete."""
+    from paperfeed.ingest import load_checkpoint, save_checkpoint
+
+    with db.transaction(engine) as conn:
+        n, hidden, modified = conn.execute(
+            text("SELECT count(*), count(*) FILTER (WHERE hidden), max(modified_at) FROM papers")
+        ).one()
+        mark = {"papers": int(n), "hidden": int(hidden), "modified": str(modified)}
+        if load_checkpoint(conn, LEXICON_KEY) == mark:
+            return None
+        conn.execute(text("DELETE FROM search_lexicon"))
+        words = conn.execute(
+            text(
+                "INSERT INTO search_lexicon (word, ndoc) SELECT word, ndoc FROM "
+                "ts_stat('SELECT search_tsv FROM papers WHERE NOT hidden')"
+            )
+        ).rowcount
+        save_checkpoint(conn, LEXICON_KEY, mark)
+    return int(words)
 
 
 def ensure_hnsw_index(engine: Engine) -> None:
