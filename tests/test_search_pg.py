@@ -259,6 +259,7 @@ def test_title_and_author_matches_use_the_small_vector(settings: Settings, engin
             text("EXPLAIN SELECT id FROM papers p WHERE p.rank_tsv @@ 'x:A'::tsquery")
         ).scalars()
         assert "ix_papers_rank_tsv" in " ".join(plan)  # migration 0007
+
     def typo_variants(query: str) -> dict[str, str]:
         with db.read(engine) as conn:
             ranking = pg.PgKeywordBackend(conn)._ranking(parse_query(query), pg._SeqScan(conn))
