@@ -302,18 +302,15 @@ class PgKeywordBackend:
     def _best(
         self,
         ranking: _Ranking,
-        sources: list[str],
+        match: str,
         cond: str,
         params: dict[str, Any],
         n: int,
         each: int,
     ) -> list[tuple[int, float]]:
-        """The n best papers matching any of the `sources` (up to `each` papers from each)."""
-        union = " UNION ".join(
-            f"(SELECT p.id FROM papers p WHERE {match} AND {cond} LIMIT {int(each)})"
-            for match in sources
-        )
-        rows = self.conn.execute(text(self._scored(ranking, union, n)), params)
+        """The n best of up to `each` papers matching `match` (GIN: any of them)."""
+        source = f"SELECT p.id FROM papers p WHERE {match} AND {cond} LIMIT {int(each)}"
+        rows = self.conn.execute(text(self._scored(ranking, source, n)), params)
         return [(int(r[0]), float(r[1])) for r in rows]
 
     def search(self, q: ParsedQuery, limit: int) -> KeywordResult:
@@ -344,17 +341,20 @@ class PgKeywordBackend:
             return KeywordResult([], 0, matched)
         params.update(ranking.params)
         tokens = [t for w in words for t in TOKEN.findall(w)][:MAX_TOKENS]
-        every = " && ".join(w.tsq for w in ranking.words)
-        sources = [f"p.search_tsv @@ ({every})"]
+        # Best first: a paper with every word in its title has the highest score possible,
+        # and one with every word anywhere the next; a source runs only while the earlier
+        # ones gave fewer than `limit` papers. Last, when too few papers have every word,
+        # those with any of the rarest words compete (a paper with none of them can only
+        # score from common, low-IDF words).
+        sources: list[tuple[str, int]] = []
         if tokens:
             # The title is in rank_tsv too: this match never reads the abstract's vector.
             params["title_all"] = " & ".join(f"{t}:A" for t in tokens)
-            sources.append("p.rank_tsv @@ to_tsquery('english', :title_all)")
-        seqscan.allow(False)  # the sources are GIN matches (see _SeqScan)
-        hits = self._best(ranking, sources, cond, params, limit, CANDIDATES)
-        if len(hits) < limit and len(ranking.words) > 1:
-            # Too few papers have every word: papers with any of the rarest words compete
-            # (those with none can only score from common, low-IDF words).
+            sources.append(("p.rank_tsv @@ to_tsquery('english', :title_all)", CANDIDATES))
+        sources.append(
+            (f"p.search_tsv @@ ({' && '.join(w.tsq for w in ranking.words)})", CANDIDATES)
+        )
+        if len(ranking.words) > 1:
             rare: list[str] = []
             budget = 0
             for w in ranking.words:
@@ -362,15 +362,14 @@ class PgKeywordBackend:
                     break
                 rare.append(w.tsq)
                 budget += w.df
+            sources.append((f"p.search_tsv @@ ({' || '.join(rare)})", RARE_BUDGET))
+        seqscan.allow(False)  # the sources are GIN matches (see _SeqScan)
+        hits: list[tuple[int, float]] = []
+        for match, each in sources:
+            if len(hits) >= limit:
+                break
             seen = {pid for pid, _ in hits}
-            more = self._best(
-                ranking,
-                [f"p.search_tsv @@ ({' || '.join(rare)})"],
-                cond,
-                params,
-                limit + len(seen),
-                RARE_BUDGET,
-            )
+            more = self._best(ranking, match, cond, params, limit + len(seen), each)
             hits = sorted(
                 [*hits, *(h for h in more if h[0] not in seen)], key=lambda h: (-h[1], -h[0])
             )[:limit]
