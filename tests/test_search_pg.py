@@ -7,12 +7,14 @@ here is what differs on PostgreSQL.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pydantic
@@ -308,3 +310,64 @@ def lexicon_words(engine: Engine) -> list[tuple[str, int]]:
     with db.read(engine) as conn:
         rows = conn.execute(text("SELECT word, ndoc FROM search_lexicon")).all()
         return [(str(w), int(n)) for w, n in rows]
+
+
+@postgres
+def test_similar_papers_are_kept_for_every_process(settings: Settings, engine: Engine) -> None:
+    """A paper page's similar papers on pgvector: computed once, then read from similar_papers
+    (migration 0009) by any process, until the embedding changes or the entry ages out."""
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS)
+    index_pending(engine, settings)
+
+    def similar_ids(s: Settings = settings) -> list[str]:
+        with db.read(engine) as conn:
+            return [h.arxiv_id for h in similar(conn, s, paper_id(conn, "2006.11239"), 3)]
+
+    def kept() -> dict[str, Any] | None:
+        with db.read(engine) as conn:
+            return conn.execute(
+                text(
+                    "SELECT s.neighbours FROM similar_papers s JOIN papers p ON p.id = s.paper_id "
+                    "WHERE p.arxiv_id = '2006.11239'"
+                )
+            ).scalar()
+
+    first = similar_ids()
+    assert len(first) == 3 and "2006.11239" not in first
+    stored = kept()
+    # Asked for k + 10 (spares for hidden papers); the catalog has 9 others (and a small
+    # catalog's short list is complete: it is served, not recomputed).
+    assert stored and stored["asked"] == 13 and len(stored["found"]) == 9
+    reversed_list = json.dumps({"asked": 13, "found": stored["found"][::-1]})
+    # Served from the table: reversing the stored order reverses the page's.
+    with db.transaction(engine) as conn:
+        conn.execute(
+            text("UPDATE similar_papers SET neighbours = CAST(:n AS json)"),
+            {"n": reversed_list},
+        )
+    assert similar_ids() != first
+    # Hiding a neighbour takes effect at once, without recomputing.
+    with db.transaction(engine) as conn:
+        conn.execute(update(Paper).where(Paper.arxiv_id == first[0]).values(hidden=True))
+    assert first[0] not in similar_ids()
+    with db.transaction(engine) as conn:
+        conn.execute(update(Paper).where(Paper.arxiv_id == first[0]).values(hidden=False))
+    # A new embedding (the text changed) recomputes, as does an entry older than the setting.
+    with db.transaction(engine) as conn:
+        conn.execute(text("UPDATE embeddings SET text_hash = 'changed'"))
+    assert similar_ids() == first
+    with db.transaction(engine) as conn:
+        conn.execute(
+            text("UPDATE similar_papers SET neighbours = CAST(:n AS json)"),
+            {"n": reversed_list},
+        )
+        conn.execute(
+            text("UPDATE similar_papers SET computed_at = computed_at - interval '2 days'")
+        )
+    assert similar_ids() == first
+    # Turned off: nothing is read or written.
+    with db.transaction(engine) as conn:
+        conn.execute(text("DELETE FROM similar_papers"))
+    assert similar_ids(settings.model_copy(update={"similar_cache_s": 0})) == first
+    assert kept() is None

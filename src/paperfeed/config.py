@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     # pgvector HNSW candidate list per query (raised to the k asked, capped at 1000): recall vs
     # latency, measured by bench/pgvector_vs_embedded.py (README "Search on PostgreSQL").
     search_hnsw_ef_search: int = 200
+    # PostgreSQL: how long a paper's similar-papers list is reused (models.SimilarPapers); new
+    # papers join other papers' lists after at most this long. 0 = compute on every view.
+    similar_cache_s: float = 86400.0
     # Trending (see paperfeed.ranking for the formula and why each default is what it is)
     trending_gravity_s: float = 86400.0  # seconds of age that cost one point (1 day)
     trending_vote_weight: float = 1.0  # points per tenfold upvotes (log10)

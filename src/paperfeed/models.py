@@ -156,6 +156,24 @@ class Embedding(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class SimilarPapers(Base):
+    """A paper's nearest neighbours as last computed (search.similar on PostgreSQL: an HNSW
+    query costs the database ~14 ms per paper page; this row is one primary-key read). Valid
+    for its embedding (model, text_hash) and PAPERFEED_SIMILAR_CACHE_S seconds."""
+
+    __tablename__ = "similar_papers"
+
+    paper_id: Mapped[int] = mapped_column(
+        ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(100))
+    text_hash: Mapped[str] = mapped_column(String(64))
+    # {"asked": n, "found": [[paper id, cosine], ...] best first}; fewer found than asked:
+    # the index had no more
+    neighbours: Mapped[dict[str, Any]] = mapped_column(JSON)
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class IngestState(Base):
     """Checkpoints for resumable ingestion (OAI resumption tokens, snapshot offsets)."""
 

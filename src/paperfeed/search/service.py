@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -10,9 +11,10 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, bindparam, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from paperfeed.config import Settings
-from paperfeed.models import Embedding, Paper
+from paperfeed.models import Embedding, Paper, SimilarPapers, utcnow
 from paperfeed.search import store
 from paperfeed.search.embedder import Embedder, get_embedder
 from paperfeed.search.fusion import FusionParams, fuse
@@ -371,12 +373,15 @@ def similar(conn: Connection, settings: Settings, paper_id: int, k: int = 10) ->
     k = max(1, min(int(k), MAX_LIMIT))
     if not is_indexed(settings):
         return []
-    row = conn.execute(select(Embedding.vector).where(Embedding.paper_id == paper_id)).first()
+    row = conn.execute(
+        select(Embedding.vector, Embedding.model, Embedding.text_hash).where(
+            Embedding.paper_id == paper_id
+        )
+    ).first()
     index = store.handles(settings, conn).vectors.get()
     if row is None or index is None:
         return []
-    vec = np.frombuffer(row[0], dtype=np.float32)
-    neighbours = [(pid, s) for pid, s in index.search(vec, k + 10) if pid != paper_id]
+    neighbours = _neighbours(conn, settings, index, paper_id, row, k + 10)
     rows = _rows(conn, [pid for pid, _ in neighbours])
     hits: list[SearchHit] = []
     for pid, score in neighbours:
@@ -396,3 +401,56 @@ def similar(conn: Connection, settings: Settings, paper_id: int, k: int = 10) ->
                 )
             )
     return hits
+
+
+def _neighbours(
+    conn: Connection,
+    settings: Settings,
+    index: store.VectorSearcher,
+    paper_id: int,
+    emb: Any,
+    n: int,
+) -> list[tuple[int, float]]:
+    """Up to n (paper id, cosine) nearest to the paper's embedding `emb`, itself left out.
+
+    On pgvector they are kept in similar_papers (one HNSW query costs the database ~14 ms,
+    on every paper page) and reused while the paper's embedding is the same and for
+    PAPERFEED_SIMILAR_CACHE_S; every web process shares them. Hidden papers are left out
+    when the hits are read (`_rows`), so hiding one takes effect at once."""
+    from paperfeed.search.pg import PgVectorIndex
+
+    vec = np.frombuffer(emb.vector, dtype=np.float32)
+    cached = isinstance(index, PgVectorIndex) and settings.similar_cache_s > 0
+    if cached:
+        fresh = utcnow() - dt.timedelta(seconds=settings.similar_cache_s)
+        kept = conn.execute(
+            select(SimilarPapers.neighbours).where(
+                SimilarPapers.paper_id == paper_id,
+                SimilarPapers.model == emb.model,
+                SimilarPapers.text_hash == emb.text_hash,
+                SimilarPapers.computed_at >= fresh,
+            )
+        ).scalar()
+        # Enough for this request, or all there were (a small catalog) when more were asked.
+        if kept is not None and (len(kept["found"]) >= n or kept["asked"] >= n):
+            return [(int(pid), float(s)) for pid, s in kept["found"][:n]]
+    found = [(pid, s) for pid, s in index.search(vec, n + 1) if pid != paper_id][:n]
+    if cached:
+        from sqlalchemy.dialects.postgresql import insert
+
+        values = {
+            "model": emb.model,
+            "text_hash": emb.text_hash,
+            "neighbours": {"asked": n, "found": [[pid, round(s, 6)] for pid, s in found]},
+            "computed_at": utcnow(),
+        }
+        # In the request's transaction (a second connection per request could exhaust the
+        # pool under load), behind a savepoint: a failed write (the paper deleted meanwhile)
+        # loses the cache entry, never the page.
+        with contextlib.suppress(SQLAlchemyError), conn.begin_nested():
+            conn.execute(
+                insert(SimilarPapers)
+                .values(paper_id=paper_id, **values)
+                .on_conflict_do_update(index_elements=["paper_id"], set_=values)
+            )
+    return found
