@@ -4,6 +4,7 @@ Usage:
   python bench/load.py --db postgresql+psycopg://postgres@127.0.0.1:PORT/pfbench --build-only
   python bench/pg_search.py --db postgresql+psycopg://postgres@127.0.0.1:PORT/pfbench [--runs 3]
   python bench/pg_search.py --db URL --explain "attention"   # EXPLAIN ANALYZE of every statement
+  python bench/pg_search.py --db URL --similar 300   # a paper page's similar papers, kept or not
 
 Times what one search request asks of PostgreSQL: the keyword backend's search() for the
 pool the page fuses (service.POOL = 100 candidates) plus the exact-title lookup, one query at
@@ -22,6 +23,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 from sqlalchemy import text
@@ -74,10 +76,14 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="runs per query (fastest is reported)")
     ap.add_argument("--sampled", type=int, default=100, help="queries drawn like load.py's")
     ap.add_argument("--explain", help="print EXPLAIN ANALYZE of every statement of this query")
+    ap.add_argument("--similar", type=int, help="N random papers' similar papers, twice")
     args = ap.parse_args()
     engine = db.make_engine(args.db)
     if args.explain:
         explain(engine, args.explain)
+        return
+    if args.similar:
+        similar_cost(engine, args.db, args.similar)
         return
     groups = {**GROUPS, "load.py mix": make_queries(args.sampled, seed=11)}
     print(
@@ -116,6 +122,38 @@ def main() -> None:
             )
     print("slowest:", "; ".join(f"{raw!r} {ms:.0f} ms" for ms, raw in sorted(worst)[-5:]))
     engine.dispose()
+
+
+def similar_cost(engine: Any, url: str, n: int) -> None:
+    """CPU per paper page's similar papers (search.similar, k as the page asks), one request
+    (transaction) at a time: first computed by pgvector and stored in similar_papers, then
+    read back from it."""
+    from sqlalchemy import func, select
+
+    from paperfeed.config import Settings
+    from paperfeed.models import Paper
+    from paperfeed.search import similar
+    from paperfeed.web.pages import SIMILAR_COUNT
+
+    settings = Settings(database_url=url)
+    with db.read(engine) as conn:
+        ids = list(conn.execute(select(Paper.id).order_by(func.random()).limit(n)).scalars())
+    with db.transaction(engine) as conn:
+        conn.execute(text("DELETE FROM similar_papers WHERE paper_id = ANY(:i)"), {"i": ids})
+        backend = psutil.Process(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+    # The pool hands the same connection back for every request (one at a time).
+    print(f"similar papers of {n} random papers, k {SIMILAR_COUNT}; load {os.getloadavg()[0]:.1f}")
+    for label in ("computed and stored", "read back"):
+        web0, db0, t0 = time.process_time(), sum(backend.cpu_times()[:2]), time.perf_counter()
+        for pid in ids:
+            with db.read(engine) as conn:
+                similar(conn, settings, pid, SIMILAR_COUNT)
+        web, dbc = time.process_time() - web0, sum(backend.cpu_times()[:2]) - db0
+        wall = time.perf_counter() - t0
+        print(
+            f"  {label:20s} web CPU {web / n * 1000:5.1f} ms  database CPU {dbc / n * 1000:5.1f} "
+            f"ms  wall {wall / n * 1000:5.1f} ms"
+        )
 
 
 def explain(engine: object, raw: str) -> None:
