@@ -483,6 +483,13 @@ def main() -> None:
     ap.add_argument("--think", type=float, default=1.0, help="mean think time, s (0: closed loop)")
     ap.add_argument("--data-dir", default="/tmp/pf-bench-load-data")
     ap.add_argument("--mix", default="", help="e.g. front=0.4,paper=0.3,search=0.2,upvote=0.1")
+    ap.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the server, e.g. PAPERFEED_WEB_THREADS=4 (repeatable)",
+    )
     ap.add_argument("--build-only", action="store_true", help="build the catalog and exit")
     ap.add_argument(
         "--index",
@@ -508,6 +515,7 @@ def main() -> None:
     ids, sessions = prepare(args.db, args.papers, args.accounts)
     if args.keyword_only:
         EXTRA_ENV["PAPERFEED_SEARCH_SEMANTIC"] = "false"
+    EXTRA_ENV.update(item.split("=", 1) for item in args.server_env)
     if args.stand_in_vectors:
         stand_in_vectors(args.db)
     if args.index:

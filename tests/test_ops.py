@@ -139,3 +139,24 @@ def test_in_flight_limit_queues_requests_beyond_the_pool() -> None:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         assert pool.submit(asyncio.run, run()).result() == [200] * 6
     assert peak == 2
+
+
+def test_web_threads_bound_the_handlers_run_at_once(settings, engine):
+    """PAPERFEED_WEB_THREADS: sync handlers share this many threads per process (anyio's
+    default limiter), not anyio's 40."""
+    from fastapi.testclient import TestClient
+
+    from paperfeed.app import create_app
+
+    for n in (2, 5):
+        app = create_app(settings.model_copy(update={"web_threads": n}), engine)
+
+        @app.get("/test-threads")
+        async def threads() -> int:
+            import anyio.to_thread
+
+            return int(anyio.to_thread.current_default_thread_limiter().total_tokens)
+
+        with TestClient(app) as c:
+            assert c.get("/test-threads").json() == n
+            assert c.get("/healthz").status_code == 200

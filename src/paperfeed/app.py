@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -86,7 +87,17 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     # Keep last: its /papers/{arxiv_id:path} route would shadow any /papers/<word> route after it.
     app.include_router(pages.paper_router)
     publish_routes(app)
+    app.router.on_startup.append(partial(_limit_threads, max(1, settings.web_threads)))
     return app
+
+
+async def _limit_threads(n: int) -> None:
+    """Run at most n sync handlers at once (the rest wait their turn on the event loop): each
+    one holds the GIL whenever it is not waiting on the database, so dozens of threads per
+    process only take turns on it, and every turn delays the event loop too."""
+    import anyio.to_thread
+
+    anyio.to_thread.current_default_thread_limiter().total_tokens = n
 
 
 def app_from_env() -> FastAPI:
