@@ -5,6 +5,7 @@ Usage:
   python bench/pg_search.py --db postgresql+psycopg://postgres@127.0.0.1:PORT/pfbench [--runs 3]
   python bench/pg_search.py --db URL --explain "attention"   # EXPLAIN ANALYZE of every statement
   python bench/pg_search.py --db URL --similar 300   # a paper page's similar papers, kept or not
+  python bench/pg_search.py --db URL --hybrid 200    # the whole search(): web and database CPU
 
 Times what one search request asks of PostgreSQL: the keyword backend's search() for the
 pool the page fuses (service.POOL = 100 candidates) plus the exact-title lookup, one query at
@@ -77,6 +78,7 @@ def main() -> None:
     ap.add_argument("--sampled", type=int, default=100, help="queries drawn like load.py's")
     ap.add_argument("--explain", help="print EXPLAIN ANALYZE of every statement of this query")
     ap.add_argument("--similar", type=int, help="N random papers' similar papers, twice")
+    ap.add_argument("--hybrid", type=int, help="N of load.py's queries through search()")
     args = ap.parse_args()
     engine = db.make_engine(args.db)
     if args.explain:
@@ -84,6 +86,9 @@ def main() -> None:
         return
     if args.similar:
         similar_cost(engine, args.db, args.similar)
+        return
+    if args.hybrid:
+        hybrid_cost(engine, args.db, args.hybrid)
         return
     groups = {**GROUPS, "load.py mix": make_queries(args.sampled, seed=11)}
     print(
@@ -122,6 +127,32 @@ def main() -> None:
             )
     print("slowest:", "; ".join(f"{raw!r} {ms:.0f} ms" for ms, raw in sorted(worst)[-5:]))
     engine.dispose()
+
+
+def hybrid_cost(engine: Any, url: str, n: int) -> None:
+    """CPU per search() as the results page asks it (20 hits; query embedding, full-text
+    search, pgvector, fusion, snippets) over load.py's queries, one at a time in one
+    transaction: this process's CPU (all threads) and its database backend's."""
+    from paperfeed.config import Settings
+    from paperfeed.search import search
+
+    settings = Settings(database_url=url)
+    queries = make_queries(200, seed=5)  # bench/web_cpu.py's: what load.py's users type
+    queries = (queries * (n // len(queries) + 1))[:n]
+    with db.read(engine) as conn:
+        backend = psutil.Process(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        for q in queries[:20]:  # warm-up: model, plans, caches
+            search(conn, settings, q, limit=20)
+        web0, db0, t0 = time.process_time(), sum(backend.cpu_times()[:2]), time.perf_counter()
+        for q in queries:
+            search(conn, settings, q, limit=20)
+        web, dbc = time.process_time() - web0, sum(backend.cpu_times()[:2]) - db0
+        wall = time.perf_counter() - t0
+    print(
+        f"hybrid search(), {n} queries one at a time; load {os.getloadavg()[0]:.1f}: "
+        f"web CPU {web / n * 1000:.1f} ms, database CPU {dbc / n * 1000:.1f} ms, "
+        f"wall {wall / n * 1000:.1f} ms per query"
+    )
 
 
 def similar_cost(engine: Any, url: str, n: int) -> None:
