@@ -431,8 +431,8 @@ def _neighbours(
                 SimilarPapers.computed_at >= fresh,
             )
         ).scalar()
-        # Enough for this request, or all there were (a small catalog) when more were asked.
-        if kept is not None and (len(kept["found"]) >= n or kept["asked"] >= n):
+        # Asked for at least n: it holds n, or all there were (a small catalog).
+        if kept is not None and kept["asked"] >= n:
             return [(int(pid), float(s)) for pid, s in kept["found"][:n]]
     found = [(pid, s) for pid, s in index.search(vec, n + 1) if pid != paper_id][:n]
     if cached:
