@@ -95,7 +95,7 @@ def pct(times: list[float]) -> tuple[float, float]:
 
 
 def bench_embedded(
-    vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, nprobe: int
+    vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, nprobe: int, pools: list[int]
 ) -> None:
     root = Path(tempfile.mkdtemp(prefix="pf-vec-"))
     t0 = time.perf_counter()
@@ -103,19 +103,21 @@ def bench_embedded(
     build = time.perf_counter() - t0
     index = load_index(root, nprobe=nprobe)
     assert index is not None
-    index.search(queries[0], K)
-    found, times = [], []
-    for q in queries:
-        t = time.perf_counter()
-        hits = index.search(q, K)
-        times.append((time.perf_counter() - t) * 1000)
-        found.append([pid for pid, _ in hits])
-    p50, p99 = pct(times)
     kind = "exact" if index.ivf is None else f"faiss IVF-SQ8 + fp16 rescoring, nprobe {nprobe}"
-    print(
-        f"embedded ({kind}): build {build:.0f} s, p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
-        f"recall@10 {recall(found, truth):.3f}"
-    )
+    print(f"embedded ({kind}): build {build:.0f} s")
+    for pool in pools:  # as the pgvector side: k asked of the index, top 10 kept
+        index.search(queries[0], pool)
+        found, times = [], []
+        for q in queries:
+            t = time.perf_counter()
+            hits = index.search(q, pool)[:K]
+            times.append((time.perf_counter() - t) * 1000)
+            found.append([pid for pid, _ in hits])
+        p50, p99 = pct(times)
+        print(
+            f"embedded, k={pool}, top 10: p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
+            f"recall@10 {recall(found, truth):.3f}"
+        )
 
 
 def bench_pgvector(
@@ -218,7 +220,9 @@ def main() -> None:
         f"queries, exact truth in {time.perf_counter() - t0:.0f} s; one query at a time"
     )
     if not args.skip_embedded:
-        bench_embedded(vectors, queries, truth, args.nprobe)
+        bench_embedded(
+            vectors, queries, truth, args.nprobe, [int(k) for k in args.pools.split(",")]
+        )
     if args.skip_pgvector:
         return
     url = make_url(args.db).set(drivername="postgresql+psycopg")
