@@ -20,8 +20,13 @@ def test_healthy_local_setup_passes(settings, engine):
     from paperfeed.search import index_pending
 
     settings = settings.model_copy(update={"secret_key": GOOD_SECRET, "search_semantic": False})
-    before = "ok" if engine.dialect.name == "postgresql" else "fail"  # PostgreSQL: never behind
-    assert {r.name: r.status for r in doctor.check_search(settings, engine)} == {"search": before}
+    # PostgreSQL: the keyword column is never behind, its word counts (IDF) may be.
+    before = (
+        {"search": "ok", "search.words": "warn"}
+        if engine.dialect.name == "postgresql"
+        else {"search": "fail"}
+    )
+    assert {r.name: r.status for r in doctor.check_search(settings, engine)} == before
     index_pending(engine, settings)
     results = doctor.run(settings, engine)
     assert all(r.status == "ok" for r in results), results

@@ -299,7 +299,10 @@ def test_rare_words_outweigh_common_ones(settings: Settings, engine: Engine) -> 
     # Current: nothing to recount. A new paper changes the catalog: recounted, in one go.
     assert pg.refresh_lexicon(engine) is None
     with db.transaction(engine) as conn:
+        assert pg.lexicon_status(conn) == (len(ndoc), True)
         add_papers(conn, [{**PAPERS[1], "arxiv_id": "1706.99999", "title": "More networks"}])
+    with db.read(engine) as conn:
+        assert pg.lexicon_status(conn) == (len(ndoc), False)  # doctor warns
     assert pg.refresh_lexicon(engine)
     assert dict(lexicon_words(engine))["network"] == 4
     # Hidden papers are not counted (the paper hidden in PAPERS has 'secret' in its title).

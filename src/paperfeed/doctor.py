@@ -241,7 +241,8 @@ def check_search(settings: Settings, engine: Engine) -> list[Result]:
 
 
 def _check_pg_search(settings: Settings, engine: Engine) -> list[Result]:
-    """PostgreSQL search: the tsvector column, pgvector, and embeddings not yet synced."""
+    """PostgreSQL search: the tsvector column, its word counts, pgvector, and embeddings not
+    yet synced."""
     from paperfeed.search import pg
 
     try:
@@ -253,6 +254,16 @@ def _check_pg_search(settings: Settings, engine: Engine) -> list[Result]:
             Result("search", FAIL, "papers.search_tsv is missing", "run `paperfeed db upgrade`")
         ]
     out = [Result("search", OK, f"PostgreSQL full-text search over {st.papers} papers")]
+    if not st.lexicon_current:
+        out.append(
+            Result(
+                "search.words",
+                WARN,
+                f"word counts for ranking ({st.lexicon_words} words) predate the catalog's "
+                "latest change: new words are counted live, each search a little slower",
+                "run `paperfeed index` (and schedule it after every ingestion)",
+            )
+        )
     if not settings.search_semantic:
         return out
     if not st.pgvector:

@@ -618,10 +618,7 @@ def refresh_lexicon(engine: Engine) -> int | None:
     from paperfeed.ingest import load_checkpoint, save_checkpoint
 
     with db.transaction(engine) as conn:
-        n, hidden, modified = conn.execute(
-            text("SELECT count(*), count(*) FILTER (WHERE hidden), max(modified_at) FROM papers")
-        ).one()
-        mark = {"papers": int(n), "hidden": int(hidden), "modified": str(modified)}
+        mark = _catalog_mark(conn)
         if load_checkpoint(conn, LEXICON_KEY) == mark:
             return None
         conn.execute(text("DELETE FROM search_lexicon"))
@@ -633,6 +630,22 @@ def refresh_lexicon(engine: Engine) -> int | None:
         ).rowcount
         save_checkpoint(conn, LEXICON_KEY, mark)
     return int(words)
+
+
+def _catalog_mark(conn: Connection) -> dict[str, Any]:
+    """What search_lexicon's counts depend on: papers, hidden papers, the newest change."""
+    n, hidden, modified = conn.execute(
+        text("SELECT count(*), count(*) FILTER (WHERE hidden), max(modified_at) FROM papers")
+    ).one()
+    return {"papers": int(n), "hidden": int(hidden), "modified": str(modified)}
+
+
+def lexicon_status(conn: Connection) -> tuple[int, bool]:
+    """(words in search_lexicon, whether they were counted on the catalog as it is now)."""
+    from paperfeed.ingest import load_checkpoint
+
+    words = int(conn.execute(text("SELECT count(*) FROM search_lexicon")).scalar_one())
+    return words, load_checkpoint(conn, LEXICON_KEY) == _catalog_mark(conn)
 
 
 def ensure_hnsw_index(engine: Engine) -> None:
@@ -679,6 +692,8 @@ class Status:
     papers: int  # visible papers
     embedded: int  # papers with a stored embedding
     vectors: int  # embeddings copied into the pgvector column
+    lexicon_words: int  # words with document frequencies (search_lexicon)
+    lexicon_current: bool  # counted on the catalog as it is now
 
 
 def status(engine: Engine) -> Status:
@@ -695,4 +710,5 @@ def status(engine: Engine) -> Status:
         papers = conn.execute(text("SELECT count(*) FROM papers WHERE NOT hidden")).scalar_one()
         embedded = conn.execute(text("SELECT count(*) FROM embeddings")).scalar_one()
         vectors = len(PgVectorIndex(conn)) if vec else 0
-    return Status(tsv, vec, int(papers), int(embedded), vectors)
+        words, current = lexicon_status(conn)
+    return Status(tsv, vec, int(papers), int(embedded), vectors, words, current)
