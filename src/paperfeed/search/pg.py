@@ -36,6 +36,10 @@ TITLE_BONUS = 0.5
 CANDIDATES = 300  # papers from each candidate source (GIN gives any of them, in no order)
 RARE_BUDGET = 1000  # summed document frequency of the rarest words whose papers all compete
 LIVE_DF_CAP = 10_000  # a word missing from search_lexicon is counted live up to this
+# Papers in all, for IDF: the planner's estimate (exact enough, and free; -1 before ANALYZE).
+PAPERS_ESTIMATE = (
+    "CAST((SELECT reltuples FROM pg_class WHERE oid = CAST('papers' AS regclass)) AS bigint)"
+)
 TOKEN = re.compile(r"[^\W_]+")  # what may go into to_tsquery text: letters and digits only
 MAX_TOKENS = 16  # words in the all-in-the-title tier (the parser already caps clauses at 32)
 EF_SEARCH_DEFAULT = 40  # pgvector's own default candidate list (PAPERFEED_SEARCH_HNSW_EF_SEARCH)
@@ -251,38 +255,34 @@ class PgKeywordBackend:
         only reward author names that happen to spell it."""
         if not words:
             return [], 1
-        rows: Sequence[Any] = [(1, None)] * len(words)  # live: count every word
+        rows: Sequence[Any] = [(1, None, None)] * len(words)  # live: count every word
         if not live:
             rows = self.conn.execute(
                 text(
                     "SELECT numnode(plainto_tsquery('english', w)), (SELECT max(l.ndoc) "
                     "FROM search_lexicon l WHERE l.word = ANY(tsvector_to_array("
-                    "to_tsvector('english', w) || to_tsvector('simple', w)))) "
+                    f"to_tsvector('english', w) || to_tsvector('simple', w)))), {PAPERS_ESTIMATE} "
                     "FROM unnest(CAST(:ws AS text[])) WITH ORDINALITY AS t(w, i) ORDER BY i"
                 ),
                 {"ws": words},
             ).all()
         dfs: list[int | None] = [
-            None if not nodes else -1 if df is None else int(df) for nodes, df in rows
+            None if not nodes else -1 if df is None else int(df) for nodes, df, _ in rows
         ]
+        total = int(rows[0][2] or -1)  # the planner's estimate; -1: never analysed
         missing = [i for i, df in enumerate(dfs) if df == -1]
-        counts = ", ".join(
-            f"(SELECT count(*) FROM (SELECT 1 FROM papers WHERE search_tsv @@ {tsqs[i]} "
-            f"LIMIT {LIVE_DF_CAP}) x)"
-            for i in missing
-        )
-        seqscan.allow(False)  # GIN probes: a scan "until enough" reads TOAST for every row
-        row = self.conn.execute(
-            text(
-                "SELECT CAST((SELECT reltuples FROM pg_class WHERE oid = "
-                f"CAST('papers' AS regclass)) AS bigint){', ' + counts if counts else ''}"
-            ),
-            params,
-        ).one()
-        seqscan.allow(True)
-        for i, n in zip(missing, row[1:], strict=True):
-            dfs[i] = int(n)
-        total = int(row[0])
+        if missing:
+            counts = "".join(
+                f", (SELECT count(*) FROM (SELECT 1 FROM papers WHERE search_tsv @@ {tsqs[i]} "
+                f"LIMIT {LIVE_DF_CAP}) x)"
+                for i in missing
+            )
+            seqscan.allow(False)  # GIN probes: a scan "until enough" reads TOAST for every row
+            row = self.conn.execute(text(f"SELECT {PAPERS_ESTIMATE}{counts}"), params).one()
+            seqscan.allow(True)
+            for i, n in zip(missing, row[1:], strict=True):
+                dfs[i] = int(n)
+            total = int(row[0])
         if total <= 0:  # never analysed (a new, small catalog): count
             total = int(
                 self.conn.execute(text("SELECT count(*) FROM papers WHERE NOT hidden")).scalar_one()
