@@ -31,8 +31,8 @@ from paperfeed.search.query import ParsedQuery, fold, fold_table, title_key
 # A paper scores, for each query word it has, the word's IDF, plus TITLE_BONUS times that again
 # when the word is in its title. Document frequencies come from search_lexicon (migration
 # 0008, refreshed by `paperfeed index`); words it lacks are counted live, up to LIVE_DF_CAP.
-# bench/search_quality.py --db measures it: SciFact nDCG@10 0.453 with ts_rank, 0.69 with this.
-TITLE_BONUS = 0.5
+# bench/search_quality.py --db measures it: SciFact keyword nDCG@10 0.453 with ts_rank, 0.666 now.
+TITLE_BONUS = 0.5  # not tuned (1.0 was checked once: SciFact keyword 0.650 vs 0.666)
 CANDIDATES = 300  # papers from each candidate source (GIN gives any of them, in no order)
 RARE_BUDGET = 1000  # summed document frequency of the rarest words whose papers all compete
 LIVE_DF_CAP = 10_000  # a word missing from search_lexicon is counted live up to this
@@ -41,7 +41,7 @@ PAPERS_ESTIMATE = (
     "CAST((SELECT reltuples FROM pg_class WHERE oid = CAST('papers' AS regclass)) AS bigint)"
 )
 TOKEN = re.compile(r"[^\W_]+")  # what may go into to_tsquery text: letters and digits only
-MAX_TOKENS = 16  # words in the all-in-the-title tier (the parser already caps clauses at 32)
+MAX_TOKENS = 16  # words in the every-word-in-the-title source (the parser caps clauses at 32)
 EF_SEARCH_DEFAULT = 40  # pgvector's own default candidate list (PAPERFEED_SEARCH_HNSW_EF_SEARCH)
 HNSW_EF_SEARCH_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
 FUZZY_MIN_CHARS = 5  # as the tantivy side: shorter words have too many neighbours
@@ -151,7 +151,7 @@ def _constraints(q: ParsedQuery, params: dict[str, Any]) -> list[str]:
 
 
 class _SeqScan:
-    """Whether the planner may answer a tier with a table scan (transaction-local setting).
+    """Whether the planner may answer a match with a table scan (transaction-local setting).
 
     On search_tsv the planner must use the GIN index: it prices a tsvector match at a few CPU
     operators, but there each test reads and decompresses a TOAST value (~10 µs), so a scan
