@@ -22,6 +22,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,25 @@ def pct(times: list[float]) -> tuple[float, float]:
     return statistics.median(s), s[min(len(s) - 1, int(len(s) * 0.99))]
 
 
+def timed_top10(
+    search: Callable[[np.ndarray, int], list[tuple[int, float]]],
+    queries: np.ndarray,
+    pool: int,
+    first_id: int = 0,
+) -> tuple[float, float, list[list[int]]]:
+    """(p50 ms, p99 ms, top-10 row numbers per query): k=pool asked of the index, the first
+    10 kept, one query at a time after one warm-up query. first_id: the index's id of row 0."""
+    search(queries[0], pool)
+    found, times = [], []
+    for q in queries:
+        t = time.perf_counter()
+        hits = search(q, pool)[:K]
+        times.append((time.perf_counter() - t) * 1000)
+        found.append([pid - first_id for pid, _ in hits])
+    p50, p99 = pct(times)
+    return p50, p99, found
+
+
 def bench_embedded(
     vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, nprobe: int, pools: list[int]
 ) -> None:
@@ -106,14 +126,7 @@ def bench_embedded(
     kind = "exact" if index.ivf is None else f"faiss IVF-SQ8 + fp16 rescoring, nprobe {nprobe}"
     print(f"embedded ({kind}): build {build:.0f} s")
     for pool in pools:  # as the pgvector side: k asked of the index, top 10 kept
-        index.search(queries[0], pool)
-        found, times = [], []
-        for q in queries:
-            t = time.perf_counter()
-            hits = index.search(q, pool)[:K]
-            times.append((time.perf_counter() - t) * 1000)
-            found.append([pid for pid, _ in hits])
-        p50, p99 = pct(times)
+        p50, p99, found = timed_top10(index.search, queries, pool)
         print(
             f"embedded, k={pool}, top 10: p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
             f"recall@10 {recall(found, truth):.3f}"
@@ -170,14 +183,7 @@ def bench_pgvector(
     for pool, ef_search in [(k, e) for k in pools for e in efs]:
         with db.read(engine) as conn:
             index = pg.PgVectorIndex(conn, ef_search)
-            index.search(queries[0], pool)
-            found, times = [], []
-            for q in queries:
-                t = time.perf_counter()
-                hits = index.search(q, pool)[:K]
-                times.append((time.perf_counter() - t) * 1000)
-                found.append([pid - 1 for pid, _ in hits])
-        p50, p99 = pct(times)
+            p50, p99, found = timed_top10(index.search, queries, pool, first_id=1)
         ef = min(pg.HNSW_EF_SEARCH_MAX, max(ef_search, pool))
         print(
             f"pgvector HNSW via PgVectorIndex, k={pool} (ef_search {ef}), top 10: "
