@@ -9,8 +9,9 @@ import datetime as dt
 import functools
 import math
 import shutil
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -35,6 +36,7 @@ FUZZY_MIN_CHARS = 5  # shorter words have too many neighbours within one edit
 # part: a fuzzy term walks every segment's term dictionary, ~5-10 ms per unknown word at 1M
 # papers (the slowest SciFact claims in bench/search_latency.py had 2-5 unknown words).
 FUZZY_MAX_WORDS = 4
+CLAUSE_CACHE = 64  # queries whose ranking clauses a backend keeps (see TantivyBackend._words)
 # The fields a query word is looked up in, with their analyzer and weight.
 WORD_FIELDS = (
     ("text", "pf_en", TEXT_BOOST),
@@ -75,7 +77,6 @@ class KeywordDoc:
 class KeywordResult:
     hits: list[tuple[int, float]]  # (paper_id, score) best first
     total: int  # hits returned; `limit` of them means "at least this many" (no full count)
-    matched_terms: set[str] = field(default_factory=set)  # analysed query words, for highlights
 
 
 class KeywordBackend(Protocol):
@@ -160,6 +161,11 @@ class TantivyBackend:
         fresh = not path.exists()
         path.mkdir(parents=True, exist_ok=True)
         self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
+        # A query's ranking clauses by its words, for this index generation: search() and
+        # scores() of one query (and a repeated query) build them once (doc_freq lookups,
+        # analysis, the typo check's dictionary walk).
+        self._clauses: OrderedDict[tuple[str, ...], list[tuple[tantivy.Occur, tantivy.Query]]]
+        self._clauses = OrderedDict()
         for name, analyzer in self.analyzers.items():
             self.index.register_tokenizer(name, analyzer)
         if fresh:
@@ -170,6 +176,7 @@ class TantivyBackend:
 
     def reload(self) -> None:
         self.index.reload()
+        self._clauses = OrderedDict()  # document frequencies changed
 
     def analyze(self, text: str) -> list[str]:
         return list(self.analyzers["pf_en"].analyze(text))
@@ -252,6 +259,17 @@ class TantivyBackend:
         word in every field; a repeated word's boosts add up), minus the dense terms
         (_drop_dense), plus phrase queries for words that analyse to several tokens and fuzzy
         ones for typos. Flat, a word costs one posting-list walk per field, not a nested OR."""
+        key = tuple(q.terms)
+        cached = self._clauses.get(key)
+        if cached is None:
+            cached = self._clauses[key] = self._build_words(searcher, q)
+            while len(self._clauses) > CLAUSE_CACHE:
+                self._clauses.popitem(last=False)
+        return cached
+
+    def _build_words(
+        self, searcher: tantivy.Searcher, q: ParsedQuery
+    ) -> list[tuple[tantivy.Occur, tantivy.Query]]:
         terms: dict[tuple[str, str], float] = {}  # (field, token) -> summed boost
         other: list[tantivy.Query] = []
         for word in q.terms:
@@ -299,28 +317,25 @@ class TantivyBackend:
 
     def search(self, q: ParsedQuery, limit: int) -> KeywordResult:
         searcher = self.index.searcher()
-        matched: set[str] = set()
-        for word in [*q.terms, *q.phrases]:
-            matched.update(self.analyze(word))
         should = self._words(searcher, q)
         must = self._constraints(q)
         if not should and not any(occ == tantivy.Occur.Must for occ, _ in must):
             if not q.has_filters and not q.excludes:
-                return KeywordResult([], 0, matched)
+                return KeywordResult([], 0)
             must.append((tantivy.Occur.Must, tantivy.Query.all_query()))
         if not should and not q.phrases:
             # Filters only: newest first (relevance is meaningless without words).
             query = tantivy.Query.boolean_query(must)
             res = searcher.search(query, limit=limit, order_by_field="day", count=False)
             hits = [(pid, 0.0) for pid in self._ids(searcher, res.hits)]
-            return KeywordResult(hits, len(hits), matched)
+            return KeywordResult(hits, len(hits))
         query = tantivy.Query.boolean_query(should + must)
         # count=False: no Count collector. (tantivy-py collects through a MultiCollector, which
         # scores every match: no block-max WAND, hence the flat query and _drop_dense.)
         res = searcher.search(query, limit=limit, count=False)
         ids = self._ids(searcher, res.hits)
         hits = [(pid, float(score)) for pid, (score, _) in zip(ids, res.hits, strict=True)]
-        return KeywordResult(hits, len(hits), matched)
+        return KeywordResult(hits, len(hits))
 
     @staticmethod
     def _ids(
@@ -434,7 +449,7 @@ class TantivyBackend:
         except BaseException:
             writer.rollback()
             raise
-        self.index.reload()
+        self.reload()
         return len(batch)
 
     def bulk(self, threads: int = 1) -> BulkWriter:
@@ -450,7 +465,7 @@ class TantivyBackend:
         writer.delete_all_documents()
         writer.commit()
         writer.wait_merging_threads()
-        self.index.reload()
+        self.reload()
         self.fresh = True
 
     def delete(self, paper_ids: Iterable[int]) -> None:
@@ -461,7 +476,7 @@ class TantivyBackend:
         writer.delete_documents_by_query(self._delete_query(ids))
         writer.commit()
         writer.wait_merging_threads()
-        self.index.reload()
+        self.reload()
 
 
 class BulkWriter:
@@ -517,4 +532,4 @@ class BulkWriter:
         if not ok:
             self.writer.rollback()
         self.writer.wait_merging_threads()
-        self.backend.index.reload()
+        self.backend.reload()

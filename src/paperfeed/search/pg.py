@@ -316,14 +316,11 @@ class PgKeywordBackend:
     def search(self, q: ParsedQuery, limit: int) -> KeywordResult:
         """The `limit` best papers of the candidate sources (see the class)."""
         words = [*q.terms, *q.phrases]
-        matched: set[str] = set()
-        for word in words:
-            matched.update(self.analyze(word))
         params: dict[str, Any] = {}
         cond = " AND ".join(_constraints(q, params))
         if not words:
             if not q.has_filters and not q.excludes:
-                return KeywordResult([], 0, matched)
+                return KeywordResult([], 0)
             # Filters only: newest first (relevance means nothing without words).
             rows = self.conn.execute(
                 text(
@@ -332,13 +329,13 @@ class PgKeywordBackend:
                 ),
                 {**params, "limit": limit},
             ).all()
-            return KeywordResult([(int(r[0]), 0.0) for r in rows], len(rows), matched)
+            return KeywordResult([(int(r[0]), 0.0) for r in rows], len(rows))
         # Not in a `finally`: after a failed statement the transaction is aborted (and its
         # SET LOCAL with it); restoring then would only hide the original error.
         seqscan = _SeqScan(self.conn)
         ranking = self._ranking(q, seqscan)
         if not ranking.words:  # only stop words, or words no paper has
-            return KeywordResult([], 0, matched)
+            return KeywordResult([], 0)
         params.update(ranking.params)
         tokens = [t for w in words for t in TOKEN.findall(w)][:MAX_TOKENS]
         # Best first: a paper with every word in its title has the highest score possible,
@@ -375,7 +372,7 @@ class PgKeywordBackend:
             )[:limit]
         seqscan.allow(True)
         # As the tantivy side: `limit` hits mean "at least that many" (counting is not free).
-        return KeywordResult(hits, len(hits), matched)
+        return KeywordResult(hits, len(hits))
 
     def scores(self, q: ParsedQuery, paper_ids: Sequence[int]) -> dict[int, float]:
         """The score search() gives each of paper_ids (absent: no word matches), for scoring

@@ -62,7 +62,7 @@ class VectorIndex:
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         sort = np.argsort(rows)  # sequential reads of the memory-mapped rows
         got = np.asarray(self.vectors[rows[sort]], dtype=np.float32) @ q
-        return {int(pid): float(v) for pid, v in zip(wanted[sort], got, strict=True)}
+        return dict(zip(wanted[sort].tolist(), got.tolist(), strict=True))
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Top-k (paper_id, cosine) for a unit query vector."""
@@ -76,11 +76,10 @@ class VectorIndex:
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         if self.flat is not None:
             dist, labels = self.flat.search(q.reshape(1, -1), k)  # type: ignore[attr-defined]
-            return [
-                (int(self.ids[i]), float(d))
-                for d, i in zip(dist[0], labels[0], strict=True)
-                if i >= 0
-            ]
+            keep = labels[0] >= 0
+            return list(
+                zip(self.ids[labels[0][keep]].tolist(), dist[0][keep].tolist(), strict=True)
+            )
         assert self.vectors is not None
         self.ivf.nprobe = self.nprobe  # type: ignore[attr-defined]
         wanted = min(n, max(k * RESCORE_FACTOR, MIN_RESCORE))
@@ -88,7 +87,8 @@ class VectorIndex:
         cand = np.sort(labels[0][labels[0] >= 0])  # sorted: sequential reads of the mmap
         scores = np.asarray(self.vectors[cand], dtype=np.float32) @ q
         order = np.argsort(-scores)[:k]
-        return [(int(self.ids[cand[i]]), float(scores[i])) for i in order]
+        # tolist(): plain ints and floats in one call (a numpy scalar per hit cost ~0.5 ms)
+        return list(zip(self.ids[cand[order]].tolist(), scores[order].tolist(), strict=True))
 
 
 def _current(root: Path) -> int | None:
