@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -84,3 +85,29 @@ def doc_embeddings(ds: Dataset, max_tokens: int = 256) -> np.ndarray:
     OUT.mkdir(exist_ok=True)
     np.save(path, vecs)
     return vecs
+
+
+def sentence_embeddings(ds: Dataset, max_tokens: int = 256) -> list[bytes]:
+    """Each document's sentence vectors as stored in embeddings.sentences (float16 bytes),
+    cached under bench/out/ like the paper vectors."""
+    from paperfeed.search.embedder import get_embedder, sentences
+
+    emb = get_embedder(max_tokens=max_tokens)
+    path = OUT / f"sent-{ds.name}-{emb.model_id.replace('@', '-')}.npz"
+    per = [sentences(x) for x in ds.texts]
+    if path.exists():
+        cached = np.load(path)
+        vecs, starts = cached["vectors"], cached["starts"]
+    else:
+        flat = [s for group in per for s in group]
+        start = time.perf_counter()
+        vecs = emb.embed(flat).astype(np.float16)
+        secs = time.perf_counter() - start
+        rate = len(flat) / secs
+        print(f"  embedded {len(flat)} {ds.name} sentences in {secs:.0f}s ({rate:.1f}/s)")
+        starts = np.concatenate([[0], np.cumsum([len(g) for g in per])])
+        OUT.mkdir(exist_ok=True)
+        np.savez(path, vectors=vecs, starts=starts)
+    if len(starts) != len(per) + 1 or starts[-1] != len(vecs):
+        raise SystemExit(f"{path} does not match the corpus: delete it")
+    return [vecs[a:b].tobytes() for a, b in itertools.pairwise(starts)]

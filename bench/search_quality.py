@@ -1,6 +1,7 @@
 """Retrieval quality of paperfeed search: BM25-only, semantic-only and hybrid, through search().
 
 Usage: python bench/search_quality.py [--tune] [--max-tokens 256] [--db postgresql+psycopg://...]
+         [--no-sentences]
   Evaluates SciFact (test split) and CACM with nDCG@10, MRR@10 and Recall@100.
   --tune grid-searches the fusion parameters on the SciFact *train* split only and prints the best.
   --db measures the PostgreSQL backends (full-text search + pgvector) instead of the embedded
@@ -34,16 +35,23 @@ from paperfeed.search.service import hybrid_lists
 
 
 def build(
-    ds: rd.Dataset, max_tokens: int, tmp: Path, url: str = "sqlite://"
+    ds: rd.Dataset, max_tokens: int, tmp: Path, url: str = "sqlite://", sentences: bool = True
 ) -> tuple[Settings, object, dict[int, str]]:
-    """A real paperfeed catalog of the corpus, with cached vectors stored as embeddings rows."""
-    settings = Settings(database_url=url, data_dir=tmp / ds.name, search_max_tokens=max_tokens)
+    """A real paperfeed catalog of the corpus, with cached vectors stored as embeddings rows.
+    sentences=False: search without the sentence rescoring (PAPERFEED_SEARCH_SENTENCES)."""
+    settings = Settings(
+        database_url=url,
+        data_dir=tmp / ds.name,
+        search_max_tokens=max_tokens,
+        search_sentences=sentences,
+    )
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)
     if engine.dialect.name == "postgresql":  # a scratch database: the previous set goes
         with db.transaction(engine) as conn:
             conn.execute(text("TRUNCATE papers CASCADE"))
     vectors = rd.doc_embeddings(ds, max_tokens)
+    sentence_vectors = rd.sentence_embeddings(ds, max_tokens)
     model_id = get_embedder(max_tokens).model_id
     with db.transaction(engine) as conn:
         conn.execute(
@@ -68,13 +76,14 @@ def build(
                     "model": model_id,
                     "text_hash": text_hash(paper_text(t, x)),
                     "vector": vectors[i].tobytes(),
+                    "sentences": sentence_vectors[i],
                 }
                 for i, (t, x) in enumerate(zip(ds.titles, ds.texts, strict=True))
             ],
         )
     start = time.perf_counter()
     report = index_pending(engine, settings)
-    assert report.embedded == 0, "cached vectors should have been reused"
+    assert report.embedded == report.sentences == 0, "cached vectors should have been reused"
     if engine.dialect.name == "postgresql":  # planner statistics for the new rows
         with db.transaction(engine) as conn:
             conn.execute(text("ANALYZE papers"))
@@ -92,9 +101,9 @@ def run_mode(settings, engine, id_map, queries, mode, fusion=None) -> dict[str, 
     return out
 
 
-def tune(max_tokens: int, tmp: Path, url: str) -> FusionParams:
+def tune(max_tokens: int, tmp: Path, url: str, sentences: bool) -> FusionParams:
     ds = rd.load("scifact", "train")
-    settings, engine, id_map = build(ds, max_tokens, tmp, url)
+    settings, engine, id_map = build(ds, max_tokens, tmp, url, sentences)
     # The lists hybrid search fuses: both sides' top 100, every candidate scored by both.
     with db.read(engine) as conn:  # type: ignore[arg-type]
         lists = {
@@ -121,15 +130,19 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--sets", default="scifact,cacm")
     ap.add_argument("--db", default="sqlite://", help="a scratch PostgreSQL database URL")
+    ap.add_argument(
+        "--no-sentences", action="store_true", help="without the sentence-vector rescoring"
+    )
     args = ap.parse_args()
+    sentences = not args.no_sentences
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        fusion = tune(args.max_tokens, tmp, args.db) if args.tune else FusionParams()
+        fusion = tune(args.max_tokens, tmp, args.db, sentences) if args.tune else FusionParams()
         print(f"fusion: {fusion}")
         print(f"{'dataset':10} {'method':9} {'nDCG@10':>8} {'MRR@10':>8} {'R@100':>8}")
         for name in args.sets.split(","):
             ds = rd.load(name, "test")
-            settings, engine, id_map = build(ds, args.max_tokens, tmp, args.db)
+            settings, engine, id_map = build(ds, args.max_tokens, tmp, args.db, sentences)
             for mode in ("keyword", "semantic", "hybrid"):
                 run = run_mode(settings, engine, id_map, ds.queries, mode, fusion)
                 m = rd.metrics(run, ds.qrels)

@@ -29,6 +29,7 @@ from paperfeed.search.embedder import (
     get_embedder,
     integer_graph,
     model_path,
+    sentences,
 )
 from paperfeed.search.vectors import load_index, write_index
 from search_catalog import PAPERS, add_papers, edit_paper, paper_id
@@ -342,6 +343,84 @@ def test_vector_scores_are_the_exact_cosines(tmp_path: Path) -> None:
         assert set(got) == set(wanted[:3])
         for pid, row in ((ids_[0], 0), (ids_[2999], 2999), (ids_[7], 7)):
             assert got[int(pid)] == pytest.approx(float(vecs[row] @ q), abs=2e-3)  # f16 rows
+
+
+def test_sentences_of_an_abstract() -> None:
+    text = (
+        "We study  X. Results by Smith et al. show a 3.5-fold rise (p < 0.01). "
+        "Methods. [Background] Mice (n = 12) lacked it! Does it hold? yes it does."
+    )
+    assert sentences(text) == [
+        "We study X.",
+        "Results by Smith et al. show a 3.5-fold rise (p < 0.01).",  # no break before "show"
+        "[Background] Mice (n = 12) lacked it!",  # "Methods." is too short to be a claim
+        "Does it hold? yes it does.",  # no capital after "?": one sentence
+    ]
+    assert sentences(None) == sentences("") == []
+    assert len(sentences("One two three. " * 100)) == 32  # MAX_SENTENCES
+
+
+def test_sentence_vectors_rescore_semantic_hits(catalog) -> None:  # type: ignore[no-untyped-def]
+    """Each paper's sentences are embedded and stored; a semantic hit scores the mean of its
+    paper cosine and its best sentence cosine (both backends)."""
+    from paperfeed.search.store import handles
+
+    settings, engine = catalog
+    emb = get_embedder()
+    query = "quadratic complexity of visual tokens"
+    q = emb.embed_query(query)
+    with db.read(engine) as conn:
+        rows = conn.execute(
+            select(Paper.id, Paper.arxiv_id, Paper.abstract, Embedding.vector, Embedding.sentences)
+            .join(Embedding, Embedding.paper_id == Paper.id)
+            .where(Paper.hidden.is_(False))
+        ).all()
+        index = handles(settings, conn).vectors.get()
+        assert index is not None
+        best = index.sentence_scores(q, [r.id for r in rows])
+        hits = search(conn, settings, query, mode="semantic", limit=5).hits
+    expected: dict[int, float] = {}
+    for r in rows:
+        texts = sentences(r.abstract)
+        stored = np.frombuffer(r.sentences, dtype=np.float16).reshape(-1, 384)
+        assert len(stored) == len(texts) > 0
+        assert np.allclose(stored, emb.embed(texts), atol=2e-3)
+        assert best[r.id] == pytest.approx(float((stored.astype(np.float32) @ q).max()), abs=1e-4)
+        cosine = float(np.frombuffer(r.vector, dtype=np.float32) @ q)
+        expected[r.id] = (cosine + best[r.id]) / 2
+    assert hits[0].arxiv_id == "2405.15738"
+    for h in hits:
+        assert h.score == pytest.approx(expected[h.paper_id], abs=2e-3)
+
+
+def test_sentence_vectors_added_to_an_existing_index(tmp_path: Path, database_url: str) -> None:
+    """A catalog embedded without sentence vectors gets only those on the next index run
+    (no paper vector is recomputed), and the rescoring follows the setting."""
+    from paperfeed.search.store import handles
+
+    off = Settings(database_url=database_url, data_dir=tmp_path / "d", search_sentences=False)
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS[:4])
+    assert index_pending(engine, off).embedded == 4
+    q = get_embedder().embed_query("residual learning")
+    with db.read(engine) as conn:
+        assert set(conn.execute(select(Embedding.sentences)).scalars()) == {None}
+        assert handles(off, conn).vectors.get().sentence_scores(q, [1, 2, 3, 4]) == {}  # type: ignore[union-attr]
+        before = search(conn, off, "residual learning", mode="semantic").hits
+    on = off.model_copy(update={"search_sentences": True})
+    report = index_pending(engine, on)
+    assert (report.embedded, report.sentences, report.unchanged) == (0, 4, 0)
+    assert index_pending(engine, on).sentences == 0  # done once
+    with db.read(engine) as conn:
+        assert None not in set(conn.execute(select(Embedding.sentences)).scalars())
+        assert len(handles(on, conn).vectors.get().sentence_scores(q, [1, 2, 3, 4])) == 4  # type: ignore[union-attr]
+        after = search(conn, on, "residual learning", mode="semantic").hits
+        unchanged = search(conn, off, "residual learning", mode="semantic").hits
+    assert [h.score for h in before] == [h.score for h in unchanged]
+    assert [h.score for h in before] != [h.score for h in after]
+    engine.dispose()
 
 
 # Four words: the caller scores the semantic hits' BM25; five: the embedding thread does.

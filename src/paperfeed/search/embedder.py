@@ -10,6 +10,7 @@ onnxruntime runs as fused VNNI/AVX2 integer GEMMs: about half the time per query
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -24,6 +25,11 @@ MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
 MODEL_NAME = "all-MiniLM-L6-v2-int8-igemm"
 FLOAT_NAME = "all-MiniLM-L6-v2-int8"
 DIM = 384  # output width of MiniLM-L6
+# Abstract sentences get a vector each (search rescoring, see `sentences`): a sentence ends at
+# . ! or ? followed by whitespace and a capital letter or bracket ("et al. showed" stays whole).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])")
+SENTENCE_MIN_WORDS = 3  # shorter pieces ("Methods.", "N = 12.") carry no claim
+MAX_SENTENCES = 32  # per abstract: bounds the storage of a run-on abstract
 TOKENIZER_PATH = Path(__file__).parent / "data" / "tokenizer.json"
 
 
@@ -190,6 +196,21 @@ class Embedder:
 def get_embedder(max_tokens: int = 256, threads: int = 0) -> Embedder:
     """Process-wide embedder (loading verifies 23 MB and builds an ORT session: ~0.3 s)."""
     return Embedder(max_tokens=max_tokens, threads=threads)
+
+
+def sentences(abstract: str | None) -> list[str]:
+    """The abstract's sentences that get a vector of their own (at most MAX_SENTENCES).
+
+    A query such as a claim often matches one sentence of an abstract while the paper's one
+    vector, an average over the whole text truncated at 256 word pieces, dilutes it; search
+    scores a candidate by both (fusion.with_sentences). SciFact: semantic nDCG@10 0.648 ->
+    0.702, hybrid 0.732 -> 0.741 (README ## Search)."""
+    out = [
+        s
+        for s in _SENTENCE_END.split(" ".join((abstract or "").split()))
+        if len(s.split()) >= SENTENCE_MIN_WORDS
+    ]
+    return out[:MAX_SENTENCES]
 
 
 def paper_text(title: str, abstract: str | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import hashlib
@@ -9,16 +10,29 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    null,
+    or_,
+    select,
+    update,
+)
 
 from paperfeed import db
 from paperfeed.config import Settings
 from paperfeed.models import Embedding, IngestState, Paper
 from paperfeed.search import store
-from paperfeed.search.embedder import DIM, get_embedder, paper_text
+from paperfeed.search.embedder import DIM, Embedder, get_embedder, paper_text, sentences
 from paperfeed.search.keyword import BulkWriter, KeywordDoc, TantivyBackend
 from paperfeed.search.vectors import current_count, write_index
 
@@ -48,6 +62,7 @@ class IndexReport:
     vectors: int = 0
     vectors_rebuilt: bool = False
     backend: str = store.EMBEDDED
+    sentences: int = 0  # papers that only got sentence vectors (computed without them before)
     vectors_synced: int = 0  # PostgreSQL: embeddings copied into the pgvector column
     lexicon_words: int | None = None  # PostgreSQL: words recounted (None: already current)
 
@@ -218,7 +233,10 @@ def _keyword_drifted(engine: Engine, settings: Settings) -> bool:
 def _embed(
     engine: Engine, settings: Settings, report: IndexReport, progress: Progress | None
 ) -> None:
+    """Embed papers whose text or model changed (paper vector + sentence vectors), and add
+    sentence vectors to rows computed without them (an upgrade embeds only the sentences)."""
     embedder = get_embedder(settings.search_max_tokens, settings.search_threads)
+    want_sentences = settings.search_sentences
     with db.read(engine) as conn:
         mark = _get_state(conn, EMBED_STATE)
         since = dt.datetime.fromisoformat(mark["modified_at"]) if mark else None
@@ -226,26 +244,45 @@ def _embed(
         stale = or_(Embedding.paper_id.is_(None), Embedding.model != embedder.model_id)
         if since is not None:
             stale = or_(stale, Paper.modified_at > since)
+        if want_sentences:
+            stale = or_(stale, Embedding.sentences.is_(None))
         rows = conn.execute(
-            select(Paper.id, Paper.title, Paper.abstract, Embedding.text_hash, Embedding.model)
+            select(
+                Paper.id,
+                Paper.title,
+                Paper.abstract,
+                Embedding.text_hash,
+                Embedding.model,
+                Embedding.sentences.is_(None).label("no_sentences"),
+            )
             .outerjoin(Embedding, Embedding.paper_id == Paper.id)
             .where(stale)
             .order_by(Paper.id)
         ).all()
-    todo: list[tuple[int, str, str]] = []
+    todo: list[tuple[int, str, str, str | None]] = []  # (id, text, digest, abstract)
+    sentences_only: list[tuple[int, str | None]] = []  # vector current, sentences missing
     for r in rows:
         text = paper_text(r.title, r.abstract)
         digest = text_hash(text)
         if r.text_hash == digest and r.model == embedder.model_id:
-            report.unchanged += 1
+            if want_sentences and r.no_sentences:
+                sentences_only.append((r.id, r.abstract))
+            else:
+                report.unchanged += 1
         else:
-            todo.append((r.id, text, digest))
+            todo.append((r.id, text, digest, r.abstract))
+    total = len(todo) + len(sentences_only)
     for start in range(0, len(todo), EMBED_COMMIT):
         chunk = todo[start : start + EMBED_COMMIT]
-        vecs = embedder.embed([t for _, t, _ in chunk], batch_size=settings.search_embed_batch)
+        vecs = embedder.embed([t for _, t, _, _ in chunk], batch_size=settings.search_embed_batch)
+        blobs = (
+            _sentence_blobs(embedder, [a for _, _, _, a in chunk], settings)
+            if want_sentences
+            else [None] * len(chunk)
+        )
         with db.transaction(engine) as conn:
             conn.execute(
-                delete(Embedding).where(Embedding.paper_id.in_([pid for pid, _, _ in chunk]))
+                delete(Embedding).where(Embedding.paper_id.in_([pid for pid, _, _, _ in chunk]))
             )
             conn.execute(
                 insert(Embedding),
@@ -255,39 +292,83 @@ def _embed(
                         "model": embedder.model_id,
                         "text_hash": h,
                         "vector": vec.astype(np.float32).tobytes(),
+                        "sentences": blob,
                         "created_at": dt.datetime.now(),
                     }
-                    for (pid, _, h), vec in zip(chunk, vecs, strict=True)
+                    for (pid, _, h, _), vec, blob in zip(chunk, vecs, blobs, strict=True)
                 ],
             )
         report.embedded += len(chunk)
         if progress:
-            progress("embeddings", report.embedded, len(todo))
+            progress("embeddings", report.embedded + report.sentences, total)
+    for start in range(0, len(sentences_only), EMBED_COMMIT):
+        part = sentences_only[start : start + EMBED_COMMIT]
+        blobs = _sentence_blobs(embedder, [a for _, a in part], settings)
+        with db.transaction(engine) as conn:
+            conn.execute(
+                update(Embedding)
+                .where(Embedding.paper_id == bindparam("pid"))
+                .values(sentences=bindparam("blob")),
+                [{"pid": pid, "blob": blob} for (pid, _), blob in zip(part, blobs, strict=True)],
+            )
+        report.sentences += len(part)
+        if progress:
+            progress("embeddings", report.embedded + report.sentences, total)
     if snapshot is not None:
         with db.transaction(engine) as conn:
             _set_state(conn, EMBED_STATE, {"modified_at": snapshot.isoformat()})
 
 
-def load_vectors(conn: Connection, model_id: str) -> tuple[np.ndarray, np.ndarray]:
-    """All stored vectors of a model as (paper ids, float32 matrix)."""
+def _sentence_blobs(
+    embedder: Embedder, abstracts: list[str | None], settings: Settings
+) -> list[bytes]:
+    """Each abstract's sentence vectors as float16 bytes (b"": no sentence to embed)."""
+    per = [sentences(a) for a in abstracts]
+    flat = [s for group in per for s in group]
+    vecs = embedder.embed(flat, batch_size=settings.search_embed_batch).astype(np.float16)
+    out, at = [], 0
+    for group in per:
+        out.append(vecs[at : at + len(group)].tobytes())
+        at += len(group)
+    return out
+
+
+def load_vectors(
+    conn: Connection, model_id: str, sentences_to: Path | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """All stored vectors of a model as (paper ids, float32 matrix, sentence starts). With
+    `sentences_to`, the rows' sentence vectors are appended to that file in row order (one
+    pass over the table) and the starts are the rows' offsets into it (len(ids) + 1)."""
     n = conn.execute(
         select(func.count()).select_from(Embedding).where(Embedding.model == model_id)
     ).scalar_one()
     ids = np.zeros(n, dtype=np.int64)
     mat = np.zeros((n, DIM), dtype=np.float32)
+    counts = np.zeros(n, dtype=np.int64)
+    # NULL (not read) stands in for the sentences when they are not wanted.
+    blobs = Embedding.sentences if sentences_to is not None else null().label("sentences")
     result = conn.execution_options(yield_per=10_000).execute(
-        select(Embedding.paper_id, Embedding.vector)
+        select(Embedding.paper_id, Embedding.vector, blobs)
         .where(Embedding.model == model_id)
         .order_by(Embedding.paper_id)
     )
     i = 0
-    for pid, blob in result:
-        if i >= n:
-            break
-        ids[i] = pid
-        mat[i] = np.frombuffer(blob, dtype=np.float32)
-        i += 1
-    return ids[:i], mat[:i]
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(sentences_to.open("wb")) if sentences_to else None
+        for pid, vector, blob in result:
+            if i >= n:
+                break
+            ids[i] = pid
+            mat[i] = np.frombuffer(vector, dtype=np.float32)
+            if out is not None and blob:
+                out.write(blob)
+                counts[i] = len(blob) // (DIM * 2)
+            i += 1
+    if sentences_to is None:
+        return ids[:i], mat[:i], None
+    starts = np.zeros(i + 1, dtype=np.int64)
+    np.cumsum(counts[:i], out=starts[1:])
+    return ids[:i], mat[:i], starts
 
 
 def _sync_vectors(
@@ -300,13 +381,17 @@ def _sync_vectors(
         count = conn.execute(
             select(func.count()).select_from(Embedding).where(Embedding.model == model_id)
         ).scalar_one()
-        if current is not None and report.embedded == 0 and current == count:
+        unchanged = report.embedded == 0 and report.sentences == 0
+        if current is not None and unchanged and current == count:
             report.vectors = count
             return
         if progress:
             progress("vector index", 0, count)
-        ids, mat = load_vectors(conn, model_id)
-    write_index(root, ids, mat, settings.search_exact_max, settings.search_threads)
+        root.mkdir(parents=True, exist_ok=True)
+        raw = root / "sentences.tmp" if settings.search_sentences else None
+        ids, mat, starts = load_vectors(conn, model_id, raw)
+    sentences = (raw, starts) if raw is not None and starts is not None else None
+    write_index(root, ids, mat, settings.search_exact_max, settings.search_threads, sentences)
     report.vectors = len(ids)
     report.vectors_rebuilt = True
     if progress:

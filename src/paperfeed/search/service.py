@@ -17,7 +17,7 @@ from paperfeed.config import Settings
 from paperfeed.models import Embedding, Paper, SimilarPapers, utcnow
 from paperfeed.search import store
 from paperfeed.search.embedder import Embedder, get_embedder
-from paperfeed.search.fusion import FusionParams, fuse
+from paperfeed.search.fusion import FusionParams, fuse, with_sentences
 from paperfeed.search.keyword import TantivyBackend, english_stems
 from paperfeed.search.query import ParsedQuery, parse_query
 from paperfeed.search.snippets import Highlighter, snippet_html
@@ -179,6 +179,18 @@ def _semantic(
     return hits, index, vec
 
 
+def _by_sentences(
+    settings: Settings,
+    index: store.VectorSearcher,
+    vec: np.ndarray,
+    hits: list[tuple[int, float]],
+) -> list[tuple[int, float]]:
+    """Semantic hits rescored with their best-matching abstract sentence (fusion.with_sentences)."""
+    if not settings.search_sentences or not hits:
+        return hits
+    return with_sentences(hits, index.sentence_scores(vec, [pid for pid, _ in hits]))
+
+
 def hybrid_lists(
     settings: Settings,
     q: ParsedQuery,
@@ -202,6 +214,7 @@ def hybrid_lists(
         have = {pid for pid, _ in semantic}
         extra = index.scores(vec, [pid for pid, _ in keyword if pid not in have])
         semantic = sorted([*semantic, *extra.items()], key=lambda kv: -kv[1])
+        semantic = _by_sentences(settings, index, vec, semantic)
     have = {pid for pid, _ in keyword}
     missing = [pid for pid, _ in semantic if pid not in have]
     if qv.bm25 is not None:  # scored on the worker (all of the semantic top-k)
@@ -272,7 +285,9 @@ def search(
     keyword_hits = kw.hits if kw else []
     semantic_hits: list[tuple[int, float]] = []
     if mode == "semantic" and q.text:
-        semantic_hits, _, _ = _semantic(settings, h, q, pool, qv)
+        semantic_hits, index, vec = _semantic(settings, h, q, pool, qv)
+        if index is not None and vec is not None:
+            semantic_hits = _by_sentences(settings, index, vec, semantic_hits)
     if mode == "keyword":
         ranked = keyword_hits
     elif mode == "semantic":

@@ -33,6 +33,8 @@ class VectorSearcher(Protocol):
 
     def scores(self, query: np.ndarray, paper_ids: list[int]) -> dict[int, float]: ...
 
+    def sentence_scores(self, query: np.ndarray, paper_ids: list[int]) -> dict[int, float]: ...
+
 
 class VectorSource(Protocol):
     """Gives the current vector index, or None when none was built yet."""

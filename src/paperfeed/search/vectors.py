@@ -21,6 +21,10 @@ from paperfeed.search.embedder import DIM
 # cells bound it, not the rescoring); 8 cost 4.0 ms, 2 cost 2.7 ms (CPU p50).
 RESCORE_FACTOR = 2
 MIN_RESCORE = 100  # ... but never fewer candidates than this
+# A generation's sentence vectors: raw float16 rows (written as they stream out of the
+# database: ~8 per paper, never all in memory) and each paper row's first sentence.
+SENTENCES_FILE = "sentences16.f16"
+STARTS_FILE = "sentence_starts.npy"
 
 
 def ivf_lists(n: int) -> int:
@@ -39,16 +43,18 @@ class VectorIndex:
     nprobe: int = 32
     flat: object | None = None  # faiss.IndexFlatIP: exact search for small catalogs
     threads: int = 1  # OpenMP threads per query: one query per worker; more threads only spin
+    # Sentence vectors (float16, memory-mapped) and, per row, where its sentences start
+    # (len(ids) + 1 offsets; a paper without sentences has an empty range).
+    sentences: np.ndarray | None = None
+    sentence_starts: np.ndarray | None = None
     _order: np.ndarray | None = None  # argsort of ids, built on first scores() call
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def scores(self, query: np.ndarray, paper_ids: list[int]) -> dict[int, float]:
-        """Exact cosine of the query with these papers' vectors (those in the index), for
-        scoring keyword candidates that the semantic top-k did not reach."""
-        if self.vectors is None or not paper_ids or not len(self.ids):
-            return {}
+    def _rows(self, paper_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, paper ids) of those of paper_ids in the index, in row order (sequential
+        reads of the memory-mapped files)."""
         if self._order is None:
             self._order = np.argsort(self.ids, kind="stable")
         order = self._order
@@ -57,12 +63,36 @@ class VectorIndex:
         rows = order[slot]
         found = self.ids[rows] == wanted
         rows, wanted = rows[found], wanted[found]
+        sort = np.argsort(rows)
+        return rows[sort], wanted[sort]
+
+    def scores(self, query: np.ndarray, paper_ids: list[int]) -> dict[int, float]:
+        """Exact cosine of the query with these papers' vectors (those in the index), for
+        scoring keyword candidates that the semantic top-k did not reach."""
+        if self.vectors is None or not paper_ids or not len(self.ids):
+            return {}
+        rows, wanted = self._rows(paper_ids)
         if not len(rows):
             return {}
         q = np.asarray(query, dtype=np.float32).reshape(-1)
-        sort = np.argsort(rows)  # sequential reads of the memory-mapped rows
-        got = np.asarray(self.vectors[rows[sort]], dtype=np.float32) @ q
-        return dict(zip(wanted[sort].tolist(), got.tolist(), strict=True))
+        got = np.asarray(self.vectors[rows], dtype=np.float32) @ q
+        return dict(zip(wanted.tolist(), got.tolist(), strict=True))
+
+    def sentence_scores(self, query: np.ndarray, paper_ids: list[int]) -> dict[int, float]:
+        """The best cosine of the query with any sentence of each paper (papers with
+        sentence vectors only)."""
+        if self.sentences is None or self.sentence_starts is None or not paper_ids:
+            return {}
+        rows, wanted = self._rows(paper_ids)
+        starts, stops = self.sentence_starts[rows], self.sentence_starts[rows + 1]
+        has = stops > starts
+        starts, stops, wanted = starts[has], stops[has], wanted[has]
+        if not len(starts):
+            return {}
+        spans = [self.sentences[a:b] for a, b in zip(starts.tolist(), stops.tolist(), strict=True)]
+        sims = np.concatenate(spans).astype(np.float32) @ np.asarray(query, dtype=np.float32)
+        best = np.maximum.reduceat(sims, np.cumsum(stops - starts) - (stops - starts))
+        return dict(zip(wanted.tolist(), best.tolist(), strict=True))
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Top-k (paper_id, cosine) for a unit query vector."""
@@ -99,9 +129,16 @@ def _current(root: Path) -> int | None:
 
 
 def write_index(
-    root: Path, ids: np.ndarray, vectors: np.ndarray, exact_max: int, threads: int = 0
+    root: Path,
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    exact_max: int,
+    threads: int = 0,
+    sentences: tuple[Path, np.ndarray] | None = None,
 ) -> int:
-    """Persist a new generation (exact or IVF by size) and make it current; returns it."""
+    """Persist a new generation (exact or IVF by size) and make it current; returns it.
+    `sentences`: a file of float16 sentence vectors in row order (moved into the generation)
+    and where each row's start (len(ids) + 1 offsets)."""
     import faiss
 
     root.mkdir(parents=True, exist_ok=True)
@@ -110,6 +147,12 @@ def write_index(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     np.save(tmp / "ids.npy", ids.astype(np.int64))
+    if sentences is not None:
+        raw, starts = sentences
+        if len(starts) != len(ids) + 1 or raw.stat().st_size != int(starts[-1]) * DIM * 2:
+            raise ValueError("sentence vectors do not match the rows")
+        shutil.move(raw, tmp / SENTENCES_FILE)
+        np.save(tmp / STARTS_FILE, starts.astype(np.int64))
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if len(ids) <= exact_max:
         np.save(tmp / "vectors.npy", vectors)
@@ -157,14 +200,35 @@ def load_index(root: Path, nprobe: int = 32, threads: int = 1) -> VectorIndex | 
     import faiss
 
     ids = np.load(d / "ids.npy")
+    # None: an older generation, or no paper has sentences
+    sentences: np.ndarray | None = None
+    starts: np.ndarray | None = None
+    if (d / STARTS_FILE).exists():
+        starts = np.load(d / STARTS_FILE)
+        if starts[-1] > 0:
+            raw = np.memmap(d / SENTENCES_FILE, dtype=np.float16, mode="r")
+            sentences = raw.reshape(-1, DIM)
+        else:
+            starts = None
     if (d / "ivf.faiss").exists():
         ivf = faiss.read_index(str(d / "ivf.faiss"))
         vecs = np.load(d / "vectors16.npy", mmap_mode="r")
-        return VectorIndex(gen, ids, vecs, ivf, nprobe, threads=threads)
+        return VectorIndex(
+            gen,
+            ids,
+            vecs,
+            ivf,
+            nprobe,
+            threads=threads,
+            sentences=sentences,
+            sentence_starts=starts,
+        )
     flat = faiss.IndexFlatIP(DIM)
     vecs = np.load(d / "vectors.npy", mmap_mode="r")
     flat.add(np.ascontiguousarray(vecs))
-    return VectorIndex(gen, ids, vecs, flat=flat, threads=threads)
+    return VectorIndex(
+        gen, ids, vecs, flat=flat, threads=threads, sentences=sentences, sentence_starts=starts
+    )
 
 
 class VectorCache:
