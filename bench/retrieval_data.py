@@ -88,9 +88,9 @@ def doc_embeddings(ds: Dataset, max_tokens: int = 256) -> np.ndarray:
 
 
 def sentence_embeddings(ds: Dataset, max_tokens: int = 256) -> list[bytes]:
-    """Each document's sentence vectors as stored in embeddings.sentences (float16 bytes),
-    cached under bench/out/ like the paper vectors."""
-    from paperfeed.search.embedder import get_embedder, sentences
+    """Each document's sentence vectors as stored in embeddings.sentences (packed), cached
+    under bench/out/ (as float16) like the paper vectors."""
+    from paperfeed.search.embedder import get_embedder, pack_sentences, sentences
 
     emb = get_embedder(max_tokens=max_tokens)
     path = OUT / f"sent-{ds.name}-{emb.model_id.replace('@', '-')}.npz"
@@ -110,4 +110,5 @@ def sentence_embeddings(ds: Dataset, max_tokens: int = 256) -> list[bytes]:
         np.savez(path, vectors=vecs, starts=starts)
     if len(starts) != len(per) + 1 or starts[-1] != len(vecs):
         raise SystemExit(f"{path} does not match the corpus: delete it")
-    return [vecs[a:b].tobytes() for a, b in itertools.pairwise(starts)]
+    vecs = vecs.astype(np.float32)
+    return [pack_sentences(vecs[a:b]) for a, b in itertools.pairwise(starts)]

@@ -1,7 +1,8 @@
 """Hybrid search latency at 10k / 100k / 1M papers, index build time, memory, ANN recall.
 
 Usage: python bench/search_latency.py [--sizes 10000,100000,1000000] [--queries 200]
-         [--vectors-from bench/out/vectors-1000000] [--skip-build] [--nprobe 64]
+         [--vectors-from bench/out/vectors-1000000] [--skip-build [--add-sentences]] [--nprobe 64]
+         [--no-sentences]
   build: a real SQLite catalog + tantivy index (through index_pending, i.e. the bulk load a
          fresh index gets) + vector index under bench/out/latency-N/
          (texts: real titles/abstracts from ../shared/data, beyond 40k papers synthetic ones made
@@ -15,6 +16,7 @@ Usage: python bench/search_latency.py [--sizes 10000,100000,1000000] [--queries 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -153,8 +155,40 @@ def build(n: int, root: Path, vectors_from: Path | None = None) -> dict[str, flo
         v0 = time.perf_counter()
         write_index(vec_root, np.arange(1, n + 1), vecs, settings.search_exact_max)
         stats["vector build s"] = time.perf_counter() - v0
+    s0 = time.perf_counter()
+    add_sentences(vec_root, n)
+    stats["sentence files s"] = time.perf_counter() - s0
     store.bump_generation(settings)
     return stats
+
+
+def add_sentences(vec_root: Path, n: int) -> None:
+    """Sentence vectors for the current generation's n papers: each paper gets the sentence
+    block of a random real SciFact/CACM abstract (bench/out/sent-*.npz, written by
+    bench/search_quality.py), with Gaussian noise, so counts and sizes are real (~8 a paper)."""
+    from paperfeed.search.embedder import pack_sentences
+    from paperfeed.search.vectors import SENTENCES_FILE, STARTS_FILE
+
+    files = sorted(OUT.glob("sent-*-256.npz"))
+    if not files:
+        sys.exit("no cached sentence vectors: run bench/search_quality.py first")
+    blocks: list[np.ndarray] = []
+    for f in files:
+        z = np.load(f)
+        vecs, starts = z["vectors"].astype(np.float32), z["starts"]
+        blocks += [vecs[a:b] for a, b in itertools.pairwise(starts) if b > a]
+    gen = vec_root / f"gen-{(vec_root / 'CURRENT').read_text().strip()}"
+    rng = np.random.default_rng(1)
+    pick = rng.integers(0, len(blocks), n)
+    counts = np.array([len(blocks[i]) for i in pick], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    with (gen / SENTENCES_FILE).open("wb") as fh:
+        for lo in range(0, n, 50_000):
+            chunk = np.concatenate([blocks[i] for i in pick[lo : lo + 50_000]])
+            chunk += rng.normal(scale=0.03, size=chunk.shape).astype(np.float32)
+            chunk /= np.linalg.norm(chunk, axis=1, keepdims=True)
+            fh.write(pack_sentences(chunk))
+    np.save(gen / STARTS_FILE, starts)
 
 
 def queries(count: int) -> list[str]:
@@ -202,6 +236,7 @@ def _stage_timers(stages: dict[str, float]) -> None:
     wrap(Embedder, "embed_query", "embed query")
     wrap(VectorIndex, "search", "vector top-k")
     wrap(VectorIndex, "scores", "cosine of keyword hits")
+    wrap(VectorIndex, "sentence_scores", "sentence rescoring")
     wrap(TantivyBackend, "search", "keyword top-k")
     wrap(TantivyBackend, "scores", "BM25 of semantic hits")
     wrap(TantivyBackend, "filter_ids", "filter/author check")
@@ -213,7 +248,9 @@ def _stage_timers(stages: dict[str, float]) -> None:
     wrap(service, "hybrid_lists", "hybrid_lists (all in it)")
 
 
-def serve(root: Path, count: int, nprobe: int, stages_out: Path | None = None) -> None:
+def serve(
+    root: Path, count: int, nprobe: int, stages_out: Path | None = None, sentences: bool = True
+) -> None:
     """Run in a fresh process: latency of search() and this process's memory."""
     from paperfeed import db
     from paperfeed.config import Settings
@@ -221,7 +258,10 @@ def serve(root: Path, count: int, nprobe: int, stages_out: Path | None = None) -
     from paperfeed.search.embedder import get_embedder
 
     settings = Settings(
-        database_url=f"sqlite:///{root / 'pf.db'}", data_dir=root / "data", search_ivf_nprobe=nprobe
+        database_url=f"sqlite:///{root / 'pf.db'}",
+        data_dir=root / "data",
+        search_ivf_nprobe=nprobe,
+        search_sentences=sentences,
     )
     engine = db.make_engine(settings.database_url)
     qs = queries(count)
@@ -300,7 +340,13 @@ def _print_stages(qs: list[str], per_query: list[dict[str, float]], out: Path) -
         r["hybrid_lists (rest)"] = (
             r.get("hybrid_lists (all in it)", 0.0)
             - sum(
-                r.get(k, 0.0) for k in ("keyword top-k", "vector top-k", "cosine of keyword hits")
+                r.get(k, 0.0)
+                for k in (
+                    "keyword top-k",
+                    "vector top-k",
+                    "cosine of keyword hits",
+                    "sentence rescoring",
+                )
             )
             - r.get("BM25 of semantic hits", 0.0)
         )
@@ -417,12 +463,20 @@ def main() -> None:
         help="also time each stage of search() (CPU ms p50/p99, to stderr; per query to this file)",
     )
     ap.add_argument("--vectors-only", type=int, help="N: only the vector index, at N vectors")
+    ap.add_argument(
+        "--add-sentences",
+        action="store_true",
+        help="with --skip-build: first give the built generation its sentence vectors",
+    )
+    ap.add_argument(
+        "--no-sentences", action="store_true", help="search without the sentence rescoring"
+    )
     args = ap.parse_args()
     if args.vectors_only:
         vectors_only(args.vectors_only, args.queries, args.nprobe, args.serve)
         return
     if args.serve:
-        serve(Path(args.serve), args.queries, args.nprobe, args.stages)
+        serve(Path(args.serve), args.queries, args.nprobe, args.stages, not args.no_sentences)
         return
     print(
         f"{'papers':>9} {'catalog s':>9} {'kw build s':>10} {'kw cpu s':>8} {'vec build s':>11} "
@@ -436,6 +490,8 @@ def main() -> None:
         stats["vector build s"] = nan
         if not args.skip_build:
             stats = build(n, root, args.vectors_from)
+        elif args.add_sentences:
+            add_sentences(root / "data" / "search" / "vectors", n)
         res = subprocess.run(
             [
                 sys.executable,
@@ -447,6 +503,7 @@ def main() -> None:
                 "--nprobe",
                 str(args.nprobe),
                 *(["--stages", str(args.stages)] if args.stages else []),
+                *(["--no-sentences"] if args.no_sentences else []),
             ],
             capture_output=True,
             text=True,

@@ -153,8 +153,9 @@ class Embedding(Base):
     model: Mapped[str] = mapped_column(String(100))
     text_hash: Mapped[str] = mapped_column(String(64))  # of the embedded text
     vector: Mapped[bytes] = mapped_column(LargeBinary)
-    # One float16 vector per abstract sentence (embedder.sentences), for rescoring search
-    # candidates; NULL: not computed yet, b"": nothing to embed.
+    # A vector per abstract sentence (embedder.sentences), packed as int8 records
+    # (embedder.pack_sentences), for rescoring search candidates; NULL: not computed yet,
+    # b"": nothing to embed.
     sentences: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 

@@ -30,6 +30,10 @@ DIM = 384  # output width of MiniLM-L6
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])")
 SENTENCE_MIN_WORDS = 3  # shorter pieces ("Methods.", "N = 12.") carry no claim
 MAX_SENTENCES = 32  # per abstract: bounds the storage of a run-on abstract
+# A stored sentence vector: int8 components and the float32 scale that restores them (388
+# bytes; float16 would be 768, and converting float16 to float32 cost 1.6 ms per query's
+# 1,500 sentences here, int8 0.1 ms). Cosines move by < 0.01 (tests/test_search.py).
+SENTENCE_RECORD = np.dtype([("scale", "<f4"), ("v", "i1", (DIM,))])
 TOKENIZER_PATH = Path(__file__).parent / "data" / "tokenizer.json"
 
 
@@ -211,6 +215,25 @@ def sentences(abstract: str | None) -> list[str]:
         if len(s.split()) >= SENTENCE_MIN_WORDS
     ]
     return out[:MAX_SENTENCES]
+
+
+def pack_sentences(vectors: np.ndarray) -> bytes:
+    """Sentence vectors (n, DIM) as stored: SENTENCE_RECORD rows."""
+    rec = np.zeros(len(vectors), dtype=SENTENCE_RECORD)
+    if len(vectors):
+        peak = np.abs(vectors).max(axis=1)
+        rec["scale"] = np.maximum(peak, 1e-12) / 127
+        rec["v"] = np.rint(vectors / rec["scale"][:, None])
+    return rec.tobytes()
+
+
+def sentence_cosines(data: bytes, query: np.ndarray) -> np.ndarray:
+    """The query's cosine with each packed sentence vector in `data`."""
+    rec = np.frombuffer(data, dtype=SENTENCE_RECORD)
+    # einsum, not `@`: at ~1,500 rows a matrix-vector product goes to OpenBLAS's threads,
+    # which then spin on the other core (6 ms of CPU per call for 0.2 ms of work).
+    v = rec["v"].astype(np.float32)
+    return np.einsum("ij,j->i", v, np.asarray(query, dtype=np.float32)) * rec["scale"]
 
 
 def paper_text(title: str, abstract: str | None) -> str:

@@ -32,7 +32,15 @@ from paperfeed import db
 from paperfeed.config import Settings
 from paperfeed.models import Embedding, IngestState, Paper
 from paperfeed.search import store
-from paperfeed.search.embedder import DIM, Embedder, get_embedder, paper_text, sentences
+from paperfeed.search.embedder import (
+    DIM,
+    SENTENCE_RECORD,
+    Embedder,
+    get_embedder,
+    pack_sentences,
+    paper_text,
+    sentences,
+)
 from paperfeed.search.keyword import BulkWriter, KeywordDoc, TantivyBackend
 from paperfeed.search.vectors import current_count, write_index
 
@@ -322,13 +330,13 @@ def _embed(
 def _sentence_blobs(
     embedder: Embedder, abstracts: list[str | None], settings: Settings
 ) -> list[bytes]:
-    """Each abstract's sentence vectors as float16 bytes (b"": no sentence to embed)."""
+    """Each abstract's sentence vectors, packed (b"": no sentence to embed)."""
     per = [sentences(a) for a in abstracts]
     flat = [s for group in per for s in group]
-    vecs = embedder.embed(flat, batch_size=settings.search_embed_batch).astype(np.float16)
+    vecs = embedder.embed(flat, batch_size=settings.search_embed_batch)
     out, at = [], 0
     for group in per:
-        out.append(vecs[at : at + len(group)].tobytes())
+        out.append(pack_sentences(vecs[at : at + len(group)]))
         at += len(group)
     return out
 
@@ -362,7 +370,7 @@ def load_vectors(
             mat[i] = np.frombuffer(vector, dtype=np.float32)
             if out is not None and blob:
                 out.write(blob)
-                counts[i] = len(blob) // (DIM * 2)
+                counts[i] = len(blob) // SENTENCE_RECORD.itemsize
             i += 1
     if sentences_to is None:
         return ids[:i], mat[:i], None

@@ -14,22 +14,37 @@ from pathlib import Path
 
 import numpy as np
 
-from paperfeed.search.embedder import DIM
+from paperfeed.search.embedder import DIM, SENTENCE_RECORD, sentence_cosines
 
 # IVF candidates per wanted hit, re-ranked with exact float16 dot products. At 1M vectors and
 # nprobe 64, top-100 recall vs exact is 0.905 with 2, 4 or 8 candidates per hit (the probed
 # cells bound it, not the rescoring); 8 cost 4.0 ms, 2 cost 2.7 ms (CPU p50).
 RESCORE_FACTOR = 2
 MIN_RESCORE = 100  # ... but never fewer candidates than this
-# A generation's sentence vectors: raw float16 rows (written as they stream out of the
-# database: ~8 per paper, never all in memory) and each paper row's first sentence.
-SENTENCES_FILE = "sentences16.f16"
+# A generation's sentence vectors: embedder.SENTENCE_RECORD rows as stored in the database
+# (streamed out of it: ~8 per paper, never all in memory) and each paper row's first sentence.
+SENTENCES_FILE = "sentences.i8"
 STARTS_FILE = "sentence_starts.npy"
 
 
 def ivf_lists(n: int) -> int:
     """IVF cell count: ~4*sqrt(N) (faiss guidelines), at least 1 and at most N/39 for training."""
     return max(1, min(int(4 * np.sqrt(n)), n // 39))
+
+
+class SentenceFile:
+    """A generation's sentence vectors, read with pread: a candidate's few rows (~3 KB) per
+    query. (Memory-mapped, each read mapped the page cache's whole large folio, up to 2 MB,
+    into the process: RSS grew by ~300 MB per 200 candidates at 1M papers.)"""
+
+    def __init__(self, path: Path) -> None:
+        self.file = path.open("rb", buffering=0)  # closed with this object
+
+    def cosines(self, query: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+        """The query's cosine with the sentences of these [start, stop) row spans, in order."""
+        fd, width = self.file.fileno(), SENTENCE_RECORD.itemsize
+        data = b"".join(os.pread(fd, (b - a) * width, a * width) for a, b in spans)
+        return sentence_cosines(data, query)
 
 
 @dataclass
@@ -43,9 +58,9 @@ class VectorIndex:
     nprobe: int = 32
     flat: object | None = None  # faiss.IndexFlatIP: exact search for small catalogs
     threads: int = 1  # OpenMP threads per query: one query per worker; more threads only spin
-    # Sentence vectors (float16, memory-mapped) and, per row, where its sentences start
-    # (len(ids) + 1 offsets; a paper without sentences has an empty range).
-    sentences: np.ndarray | None = None
+    # Sentence vectors and, per row, where its sentences start (len(ids) + 1 offsets; a
+    # paper without sentences has an empty range).
+    sentences: SentenceFile | None = None
     sentence_starts: np.ndarray | None = None
     _order: np.ndarray | None = None  # argsort of ids, built on first scores() call
 
@@ -89,8 +104,8 @@ class VectorIndex:
         starts, stops, wanted = starts[has], stops[has], wanted[has]
         if not len(starts):
             return {}
-        spans = [self.sentences[a:b] for a, b in zip(starts.tolist(), stops.tolist(), strict=True)]
-        sims = np.concatenate(spans).astype(np.float32) @ np.asarray(query, dtype=np.float32)
+        spans = list(zip(starts.tolist(), stops.tolist(), strict=True))
+        sims = self.sentences.cosines(query, spans)
         best = np.maximum.reduceat(sims, np.cumsum(stops - starts) - (stops - starts))
         return dict(zip(wanted.tolist(), best.tolist(), strict=True))
 
@@ -137,7 +152,7 @@ def write_index(
     sentences: tuple[Path, np.ndarray] | None = None,
 ) -> int:
     """Persist a new generation (exact or IVF by size) and make it current; returns it.
-    `sentences`: a file of float16 sentence vectors in row order (moved into the generation)
+    `sentences`: a file of packed sentence vectors in row order (moved into the generation)
     and where each row's start (len(ids) + 1 offsets)."""
     import faiss
 
@@ -149,7 +164,8 @@ def write_index(
     np.save(tmp / "ids.npy", ids.astype(np.int64))
     if sentences is not None:
         raw, starts = sentences
-        if len(starts) != len(ids) + 1 or raw.stat().st_size != int(starts[-1]) * DIM * 2:
+        size = int(starts[-1]) * SENTENCE_RECORD.itemsize
+        if len(starts) != len(ids) + 1 or raw.stat().st_size != size:
             raise ValueError("sentence vectors do not match the rows")
         shutil.move(raw, tmp / SENTENCES_FILE)
         np.save(tmp / STARTS_FILE, starts.astype(np.int64))
@@ -201,13 +217,12 @@ def load_index(root: Path, nprobe: int = 32, threads: int = 1) -> VectorIndex | 
 
     ids = np.load(d / "ids.npy")
     # None: an older generation, or no paper has sentences
-    sentences: np.ndarray | None = None
+    sentences: SentenceFile | None = None
     starts: np.ndarray | None = None
     if (d / STARTS_FILE).exists():
         starts = np.load(d / STARTS_FILE)
         if starts[-1] > 0:
-            raw = np.memmap(d / SENTENCES_FILE, dtype=np.float16, mode="r")
-            sentences = raw.reshape(-1, DIM)
+            sentences = SentenceFile(d / SENTENCES_FILE)
         else:
             starts = None
     if (d / "ivf.faiss").exists():

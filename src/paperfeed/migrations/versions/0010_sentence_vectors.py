@@ -1,7 +1,8 @@
 """embeddings.sentences: a vector per abstract sentence, for rescoring search candidates
 
 Search scores a semantic candidate by its paper vector and its best-matching sentence
-(search/fusion.py `with_sentences`); the sentence vectors are float16 bytes, NULL until
+(search/fusion.py `with_sentences`); the sentence vectors are packed int8 records
+(embedder.SENTENCE_RECORD), NULL until
 `paperfeed index` computed them (an empty value: the paper has no sentence to embed).
 
 Revision ID: 0010_sentence_vectors
