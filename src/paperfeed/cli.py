@@ -328,7 +328,11 @@ def index_cmd(
         except search.IndexBusyError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from exc
-    embeddings = f"embeddings: {report.embedded} computed, {report.unchanged} unchanged; "
+    embeddings = (
+        f"embeddings: {report.embedded} computed, "
+        + (f"{report.sentences} given sentence vectors, " if report.sentences else "")
+        + f"{report.unchanged} unchanged; "
+    )
     if report.backend == "postgres":
         counted = report.lexicon_words
         typer.echo(

@@ -121,6 +121,7 @@ class QueryVector:
         self.index = h.vectors.get() if q.text and settings.search_semantic else None
         self.k = k
         self.bm25: dict[int, float] | None = None  # of the top-k, once get() returned
+        self.sentences: dict[int, float] | None = None  # best sentence cosines of the top-k
         self._future: Future[Semantic] | None = None
         if self.index is not None:
             embedder = get_embedder(settings.search_max_tokens, settings.search_query_threads)
@@ -133,19 +134,23 @@ class QueryVector:
                 and len(q.terms) > SHORT_QUERY_WORDS
                 else None
             )
-            self._future = _EMBED_POOL.submit(_semantic_side, embedder, q, local, keyword, k)
+            self._future = _EMBED_POOL.submit(
+                _semantic_side, embedder, q, local, keyword, k, settings.search_sentences
+            )
 
     def get(self) -> tuple[store.VectorSearcher, np.ndarray, list[tuple[int, float]]] | None:
         """(index, vector, top-k), or None when there is no semantic side (no index, no text)."""
         if self.index is None or self._future is None:
             return None
-        vec, hits, self.bm25 = self._future.result()
+        vec, hits, self.bm25, self.sentences = self._future.result()
         if hits is None:
             hits = self.index.search(vec, self.k)
         return self.index, vec, hits
 
 
-Semantic = tuple[np.ndarray, list[tuple[int, float]] | None, dict[int, float] | None]
+Semantic = tuple[
+    np.ndarray, list[tuple[int, float]] | None, dict[int, float] | None, dict[int, float] | None
+]
 
 
 def _semantic_side(
@@ -154,14 +159,18 @@ def _semantic_side(
     index: VectorIndex | None,
     keyword: TantivyBackend | None,
     k: int,
+    sentences: bool,
 ) -> Semantic:
-    """On the worker: the query vector, then (in-process indexes) its top-k and their BM25."""
+    """On the worker: the query vector, then (in-process indexes) its top-k, their best
+    sentence cosines and their BM25."""
     vec = embedder.embed_query(q.text)
     if index is None:
-        return vec, None, None
+        return vec, None, None, None
     hits = index.search(vec, k)
-    bm25 = keyword.scores(q, [pid for pid, _ in hits]) if keyword is not None else None
-    return vec, hits, bm25
+    ids = [pid for pid, _ in hits]
+    best = index.sentence_scores(vec, ids) if sentences else None
+    bm25 = keyword.scores(q, ids) if keyword is not None else None
+    return vec, hits, bm25, best
 
 
 def _semantic(
@@ -184,11 +193,16 @@ def _by_sentences(
     index: store.VectorSearcher,
     vec: np.ndarray,
     hits: list[tuple[int, float]],
+    qv: QueryVector | None,
 ) -> list[tuple[int, float]]:
-    """Semantic hits rescored with their best-matching abstract sentence (fusion.with_sentences)."""
+    """Semantic hits rescored with their best-matching abstract sentence (fusion.with_sentences).
+    Those of the semantic top-k were read on the worker thread (qv.sentences)."""
     if not settings.search_sentences or not hits:
         return hits
-    return with_sentences(hits, index.sentence_scores(vec, [pid for pid, _ in hits]))
+    known = (qv.sentences if qv else None) or {}
+    best = {pid: known[pid] for pid, _ in hits if pid in known}
+    best.update(index.sentence_scores(vec, [pid for pid, _ in hits if pid not in known]))
+    return with_sentences(hits, best)
 
 
 def hybrid_lists(
@@ -214,7 +228,7 @@ def hybrid_lists(
         have = {pid for pid, _ in semantic}
         extra = index.scores(vec, [pid for pid, _ in keyword if pid not in have])
         semantic = sorted([*semantic, *extra.items()], key=lambda kv: -kv[1])
-        semantic = _by_sentences(settings, index, vec, semantic)
+        semantic = _by_sentences(settings, index, vec, semantic, qv)
     have = {pid for pid, _ in keyword}
     missing = [pid for pid, _ in semantic if pid not in have]
     if qv.bm25 is not None:  # scored on the worker (all of the semantic top-k)
@@ -287,7 +301,7 @@ def search(
     if mode == "semantic" and q.text:
         semantic_hits, index, vec = _semantic(settings, h, q, pool, qv)
         if index is not None and vec is not None:
-            semantic_hits = _by_sentences(settings, index, vec, semantic_hits)
+            semantic_hits = _by_sentences(settings, index, vec, semantic_hits, qv)
     if mode == "keyword":
         ranked = keyword_hits
     elif mode == "semantic":
