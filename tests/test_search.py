@@ -29,6 +29,7 @@ from paperfeed.search.embedder import (
     get_embedder,
     integer_graph,
     model_path,
+    pack_sentences,
     sentence_cosines,
     sentences,
 )
@@ -344,6 +345,37 @@ def test_vector_scores_are_the_exact_cosines(tmp_path: Path) -> None:
         assert set(got) == set(wanted[:3])
         for pid, row in ((ids_[0], 0), (ids_[2999], 2999), (ids_[7], 7)):
             assert got[int(pid)] == pytest.approx(float(vecs[row] @ q), abs=2e-3)  # f16 rows
+
+
+def test_sentence_files_round_trip(tmp_path: Path) -> None:
+    """A generation's sentence vectors: packed rows in row order, starts per row; the best
+    sentence per paper comes back for papers with sentences, on the exact and the IVF index."""
+    rng = np.random.default_rng(3)
+    n = 1500
+    vecs = rng.normal(size=(n, 384)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids_ = rng.permutation(np.arange(1, n + 1))
+    counts = rng.integers(0, 5, n)  # some papers have none
+    sents = rng.normal(size=(int(counts.sum()), 384)).astype(np.float32)
+    sents /= np.linalg.norm(sents, axis=1, keepdims=True)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    q = sents[0]
+    for name, exact_max in (("exact", 10_000), ("ivf", 1_000)):
+        raw = tmp_path / f"{name}.tmp"
+        raw.write_bytes(pack_sentences(sents))
+        write_index(tmp_path / name, ids_, vecs, exact_max=exact_max, sentences=(raw, starts))
+        index = load_index(tmp_path / name)
+        assert index is not None
+        rows = [0, 1, 2, 3, 4, n - 1]
+        got = index.sentence_scores(q, [int(ids_[r]) for r in rows] + [n + 7])  # n+7: unknown
+        assert set(got) == {int(ids_[r]) for r in rows if counts[r]}
+        for r in rows:
+            if counts[r]:
+                best = float((sents[starts[r] : starts[r + 1]] @ q).max())
+                assert got[int(ids_[r])] == pytest.approx(best, abs=0.01)
+    raw.write_bytes(pack_sentences(sents[:-1]))
+    with pytest.raises(ValueError, match="do not match"):
+        write_index(tmp_path / "bad", ids_, vecs, exact_max=10_000, sentences=(raw, starts))
 
 
 def test_sentences_of_an_abstract() -> None:
