@@ -35,6 +35,29 @@ def test_healthy_local_setup_passes(settings, engine):
     )
 
 
+def test_missing_sentence_vectors_warn_until_indexed(settings, engine):
+    from sqlalchemy import update
+
+    from paperfeed import db
+    from paperfeed.models import Embedding
+    from paperfeed.search import index_pending
+    from search_catalog import PAPERS, add_papers
+
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS[:2])
+    index_pending(engine, settings)
+    assert "search.sentences" not in statuses(doctor.check_search(settings, engine))
+    with db.transaction(engine) as conn:  # as after migration 0010 on an older catalog
+        conn.execute(update(Embedding).values(sentences=None))
+    warned = [r for r in doctor.check_search(settings, engine) if r.name == "search.sentences"]
+    assert [(r.status, r.detail.split()[0]) for r in warned] == [("warn", "2")]
+    assert "paperfeed index" in warned[0].fix
+    off = settings.model_copy(update={"search_sentences": False})
+    assert "search.sentences" not in statuses(doctor.check_search(off, engine))
+    assert index_pending(engine, settings).sentences == 2
+    assert "search.sentences" not in statuses(doctor.check_search(settings, engine))
+
+
 def test_public_instance_with_default_secret_and_insecure_cookies_fails(settings, engine):
     settings = settings.model_copy(
         update={"base_url": "https://papers.example.org", "secret_key": doctor.DEFAULT_SECRET}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from paperfeed import db
 from paperfeed.config import Settings
@@ -227,7 +228,7 @@ def check_search(settings: Settings, engine: Engine) -> list[Result]:
     from paperfeed.search import is_indexed, store
 
     if store.backend(settings) == store.POSTGRES:
-        return _check_pg_search(settings, engine)
+        return _check_pg_search(settings, engine) + _check_sentences(settings, engine)
     if not is_indexed(settings):
         return [
             Result(
@@ -237,7 +238,36 @@ def check_search(settings: Settings, engine: Engine) -> list[Result]:
                 "run `paperfeed index` (and schedule it after every ingestion)",
             )
         ]
-    return [Result("search", OK, "search indexes present")]
+    return [Result("search", OK, "search indexes present"), *_check_sentences(settings, engine)]
+
+
+def _check_sentences(settings: Settings, engine: Engine) -> list[Result]:
+    """Papers embedded before sentence vectors existed (migration 0010) rank by their paper
+    vector alone until `paperfeed index` adds them."""
+    from sqlalchemy import func, select
+
+    from paperfeed.models import Embedding
+
+    if not (settings.search_semantic and settings.search_sentences):
+        return []
+    try:
+        with db.read(engine) as conn:
+            missing = conn.execute(
+                select(func.count()).select_from(Embedding).where(Embedding.sentences.is_(None))
+            ).scalar_one()
+    except SQLAlchemyError:  # unreachable or unmigrated: the database check says why
+        return []
+    if not missing:
+        return []
+    return [
+        Result(
+            "search.sentences",
+            WARN,
+            f"{missing} papers have no sentence vectors yet: search ranks them by their paper "
+            "vector alone",
+            "run `paperfeed index` (it embeds only their sentences)",
+        )
+    ]
 
 
 def _check_pg_search(settings: Settings, engine: Engine) -> list[Result]:
