@@ -219,7 +219,7 @@ def _stage_timers(stages: dict[str, float]) -> None:
     from paperfeed.search.embedder import Embedder
     from paperfeed.search.keyword import TantivyBackend
     from paperfeed.search.snippets import Highlighter
-    from paperfeed.search.vectors import VectorIndex
+    from paperfeed.search.vectors import Candidates, VectorIndex
 
     def wrap(owner: object, name: str, label: str) -> None:
         fn = getattr(owner, name)
@@ -235,8 +235,10 @@ def _stage_timers(stages: dict[str, float]) -> None:
 
     wrap(Embedder, "embed_query", "embed query")
     wrap(VectorIndex, "search", "vector top-k")
-    wrap(VectorIndex, "scores", "cosine of keyword hits")
-    wrap(VectorIndex, "sentence_scores", "sentence rescoring")
+    # Reads and arithmetic apart (VectorIndex.scores / sentence_scores are read + Candidates'):
+    wrap(VectorIndex, "read", "stored vector reads")
+    wrap(Candidates, "scores", "cosine of keyword hits")
+    wrap(Candidates, "sentence_scores", "sentence cosines")
     wrap(TantivyBackend, "search", "keyword top-k")
     wrap(TantivyBackend, "scores", "BM25 of semantic hits")
     wrap(TantivyBackend, "filter_ids", "filter/author check")
@@ -345,7 +347,8 @@ def _print_stages(qs: list[str], per_query: list[dict[str, float]], out: Path) -
                     "keyword top-k",
                     "vector top-k",
                     "cosine of keyword hits",
-                    "sentence rescoring",
+                    "stored vector reads",
+                    "sentence cosines",
                 )
             )
             - r.get("BM25 of semantic hits", 0.0)

@@ -193,13 +193,13 @@ def _by_sentences(
     index: store.VectorSearcher,
     vec: np.ndarray,
     hits: list[tuple[int, float]],
-    qv: QueryVector | None,
+    known: dict[int, float],
 ) -> list[tuple[int, float]]:
     """Semantic hits rescored with their best-matching abstract sentence (fusion.with_sentences).
-    Those of the semantic top-k were read on the worker thread (qv.sentences)."""
+    `known`: best sentence cosines already computed (the semantic top-k's on the worker
+    thread, the keyword hits' from what was read while the query was embedded)."""
     if not settings.search_sentences or not hits:
         return hits
-    known = (qv.sentences if qv else None) or {}
     best = {pid: known[pid] for pid, _ in hits if pid in known}
     best.update(index.sentence_scores(vec, [pid for pid, _ in hits if pid not in known]))
     return with_sentences(hits, best)
@@ -223,12 +223,25 @@ def hybrid_lists(
     h = h or store.handles(settings, conn)
     qv = qv or QueryVector(settings, h, q, pool)
     keyword = h.keyword.search(q, pool).hits
+    # The keyword hits' stored vectors, read while the worker still embeds the query (in-process
+    # index; PostgreSQL's are read through the connection when scored).
+    read = (
+        qv.index.read([pid for pid, _ in keyword], sentences=settings.search_sentences)
+        if isinstance(qv.index, VectorIndex)
+        else None
+    )
     semantic, index, vec = _semantic(settings, h, q, pool, qv)
     if index is not None and vec is not None:
         have = {pid for pid, _ in semantic}
-        extra = index.scores(vec, [pid for pid, _ in keyword if pid not in have])
+        missing = [pid for pid, _ in keyword if pid not in have]
+        if read is not None:
+            cosines = read.scores(vec)
+            extra = {pid: cosines[pid] for pid in missing if pid in cosines}
+        else:
+            extra = index.scores(vec, missing)
         semantic = sorted([*semantic, *extra.items()], key=lambda kv: -kv[1])
-        semantic = _by_sentences(settings, index, vec, semantic, qv)
+        known = {**(read.sentence_scores(vec) if read else {}), **(qv.sentences or {})}
+        semantic = _by_sentences(settings, index, vec, semantic, known)
     have = {pid for pid, _ in keyword}
     missing = [pid for pid, _ in semantic if pid not in have]
     if qv.bm25 is not None:  # scored on the worker (all of the semantic top-k)
@@ -301,7 +314,9 @@ def search(
     if mode == "semantic" and q.text:
         semantic_hits, index, vec = _semantic(settings, h, q, pool, qv)
         if index is not None and vec is not None:
-            semantic_hits = _by_sentences(settings, index, vec, semantic_hits, qv)
+            semantic_hits = _by_sentences(
+                settings, index, vec, semantic_hits, (qv.sentences if qv else None) or {}
+            )
     if mode == "keyword":
         ranked = keyword_hits
     elif mode == "semantic":

@@ -40,11 +40,36 @@ class SentenceFile:
     def __init__(self, path: Path) -> None:
         self.file = path.open("rb", buffering=0)  # closed with this object
 
-    def cosines(self, query: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
-        """The query's cosine with the sentences of these [start, stop) row spans, in order."""
+    def read(self, spans: list[tuple[int, int]]) -> bytes:
+        """The packed sentences of these [start, stop) row spans, concatenated."""
         fd, width = self.file.fileno(), SENTENCE_RECORD.itemsize
-        data = b"".join(os.pread(fd, (b - a) * width, a * width) for a, b in spans)
-        return sentence_cosines(data, query)
+        return b"".join(os.pread(fd, (b - a) * width, a * width) for a, b in spans)
+
+
+@dataclass
+class Candidates:
+    """Some papers' stored vectors, read before the query vector exists: search reads the
+    keyword hits' while the query is still being embedded, and scores them after."""
+
+    ids: list[int]
+    vectors: np.ndarray  # float32, one row per id
+    sentences: bytes  # packed sentence vectors of the ids with sentences, in id order
+    sentence_ids: list[int]  # those ids
+    sentence_counts: np.ndarray  # and how many sentences each has
+
+    def scores(self, query: np.ndarray) -> dict[int, float]:
+        """Cosine of the query with each paper's vector."""
+        got = np.einsum("ij,j->i", self.vectors, np.asarray(query, dtype=np.float32))
+        return dict(zip(self.ids, got.tolist(), strict=True))
+
+    def sentence_scores(self, query: np.ndarray) -> dict[int, float]:
+        """Each paper's best sentence cosine (papers with sentence vectors)."""
+        if not self.sentence_ids:
+            return {}
+        sims = sentence_cosines(self.sentences, query)
+        counts = self.sentence_counts
+        best = np.maximum.reduceat(sims, np.cumsum(counts) - counts)
+        return dict(zip(self.sentence_ids, best.tolist(), strict=True))
 
 
 @dataclass
@@ -81,33 +106,34 @@ class VectorIndex:
         sort = np.argsort(rows)
         return rows[sort], wanted[sort]
 
+    def read(
+        self, paper_ids: list[int], vectors: bool = True, sentences: bool = True
+    ) -> Candidates:
+        """These papers' stored vectors (those in the index) and/or sentence vectors."""
+        empty = np.zeros((0, DIM), dtype=np.float32)
+        if self.vectors is None or not paper_ids or not len(self.ids):
+            return Candidates([], empty, b"", [], np.zeros(0, dtype=np.int64))
+        rows, wanted = self._rows(paper_ids)
+        paper = np.asarray(self.vectors[rows], dtype=np.float32) if vectors else empty
+        data, with_sentences, counts = b"", [], np.zeros(0, dtype=np.int64)
+        if sentences and self.sentences is not None and self.sentence_starts is not None:
+            starts, stops = self.sentence_starts[rows], self.sentence_starts[rows + 1]
+            has = stops > starts
+            data = self.sentences.read(
+                list(zip(starts[has].tolist(), stops[has].tolist(), strict=True))
+            )
+            with_sentences, counts = wanted[has].tolist(), (stops - starts)[has]
+        return Candidates(wanted.tolist() if vectors else [], paper, data, with_sentences, counts)
+
     def scores(self, query: np.ndarray, paper_ids: list[int]) -> dict[int, float]:
         """Exact cosine of the query with these papers' vectors (those in the index), for
         scoring keyword candidates that the semantic top-k did not reach."""
-        if self.vectors is None or not paper_ids or not len(self.ids):
-            return {}
-        rows, wanted = self._rows(paper_ids)
-        if not len(rows):
-            return {}
-        q = np.asarray(query, dtype=np.float32).reshape(-1)
-        got = np.asarray(self.vectors[rows], dtype=np.float32) @ q
-        return dict(zip(wanted.tolist(), got.tolist(), strict=True))
+        return self.read(paper_ids, sentences=False).scores(query)
 
     def sentence_scores(self, query: np.ndarray, paper_ids: list[int]) -> dict[int, float]:
         """The best cosine of the query with any sentence of each paper (papers with
         sentence vectors only)."""
-        if self.sentences is None or self.sentence_starts is None or not paper_ids:
-            return {}
-        rows, wanted = self._rows(paper_ids)
-        starts, stops = self.sentence_starts[rows], self.sentence_starts[rows + 1]
-        has = stops > starts
-        starts, stops, wanted = starts[has], stops[has], wanted[has]
-        if not len(starts):
-            return {}
-        spans = list(zip(starts.tolist(), stops.tolist(), strict=True))
-        sims = self.sentences.cosines(query, spans)
-        best = np.maximum.reduceat(sims, np.cumsum(stops - starts) - (stops - starts))
-        return dict(zip(wanted.tolist(), best.tolist(), strict=True))
+        return self.read(paper_ids, vectors=False).sentence_scores(query)
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Top-k (paper_id, cosine) for a unit query vector."""
