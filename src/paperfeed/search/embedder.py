@@ -208,7 +208,7 @@ def sentences(abstract: str | None) -> list[str]:
     A query such as a claim often matches one sentence of an abstract while the paper's one
     vector, an average over the whole text truncated at 256 word pieces, dilutes it; search
     scores a candidate by both (fusion.with_sentences). SciFact: semantic nDCG@10 0.648 ->
-    0.702, hybrid 0.732 -> 0.741 (README ## Search)."""
+    0.698, hybrid 0.732 -> 0.741 (README ## Search)."""
     out = [
         s
         for s in _SENTENCE_END.split(" ".join((abstract or "").split()))
