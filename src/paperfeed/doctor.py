@@ -244,17 +244,12 @@ def check_search(settings: Settings, engine: Engine) -> list[Result]:
 def _check_sentences(settings: Settings, engine: Engine) -> list[Result]:
     """Papers embedded before sentence vectors existed (migration 0010) rank by their paper
     vector alone until `paperfeed index` adds them."""
-    from sqlalchemy import func, select
-
-    from paperfeed.models import Embedding
+    from paperfeed.search.indexing import sentences_missing
 
     if not (settings.search_semantic and settings.search_sentences):
         return []
     try:
-        with db.read(engine) as conn:
-            missing = conn.execute(
-                select(func.count()).select_from(Embedding).where(Embedding.sentences.is_(None))
-            ).scalar_one()
+        missing = sentences_missing(engine)
     except SQLAlchemyError:  # unreachable or unmigrated: the database check says why
         return []
     if not missing:

@@ -327,6 +327,17 @@ def _embed(
             _set_state(conn, EMBED_STATE, {"modified_at": snapshot.isoformat()})
 
 
+def sentences_missing(engine: Engine) -> int:
+    """Stored embeddings without sentence vectors (computed before migration 0010, or with
+    PAPERFEED_SEARCH_SENTENCES off): the next `paperfeed index` adds them."""
+    with db.read(engine) as conn:
+        return int(
+            conn.execute(
+                select(func.count()).select_from(Embedding).where(Embedding.sentences.is_(None))
+            ).scalar_one()
+        )
+
+
 def _sentence_blobs(
     embedder: Embedder, abstracts: list[str | None], settings: Settings
 ) -> list[bytes]:
