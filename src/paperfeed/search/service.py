@@ -112,7 +112,13 @@ class QueryVector:
     threads: there only the embedding runs on the worker."""
 
     def __init__(
-        self, settings: Settings, h: store.Handles, q: ParsedQuery, k: int, bm25: bool = True
+        self,
+        settings: Settings,
+        h: store.Handles,
+        q: ParsedQuery,
+        k: int,
+        bm25: bool = True,
+        mode: str = "hybrid",
     ) -> None:
         """bm25=False: the caller needs no BM25 of the semantic hits (semantic-only mode).
         Short queries score them on the caller's thread instead: their keyword side is the
@@ -122,6 +128,7 @@ class QueryVector:
         self.k = k
         self.bm25: dict[int, float] | None = None  # of the top-k, once get() returned
         self.sentences: dict[int, float] | None = None  # best sentence cosines of the top-k
+        self.by_sentences = _by_sentences_for(settings, q, mode)
         self._future: Future[Semantic] | None = None
         if self.index is not None:
             embedder = get_embedder(settings.search_max_tokens, settings.search_query_threads)
@@ -135,7 +142,7 @@ class QueryVector:
                 else None
             )
             self._future = _EMBED_POOL.submit(
-                _semantic_side, embedder, q, local, keyword, k, settings.search_sentences
+                _semantic_side, embedder, q, local, keyword, k, self.by_sentences
             )
 
     def get(self) -> tuple[store.VectorSearcher, np.ndarray, list[tuple[int, float]]] | None:
@@ -188,8 +195,18 @@ def _semantic(
     return hits, index, vec
 
 
+def _by_sentences_for(settings: Settings, q: ParsedQuery, mode: str) -> bool:
+    """Whether the semantic side is rescored by abstract sentences: always in semantic search,
+    in hybrid search for queries of more than SHORT_QUERY_WORDS words. A few words of a title
+    find their paper better by its whole vector: 396 known-item queries of 2-3 title words
+    over 2,000 papers, hybrid MRR@10 0.781 without, 0.772 with (semantic alone 0.418 / 0.463);
+    claims gain (SciFact hybrid 0.732 -> 0.741). README ## Search."""
+    if not settings.search_sentences:
+        return False
+    return mode == "semantic" or len(q.terms) > SHORT_QUERY_WORDS
+
+
 def _by_sentences(
-    settings: Settings,
     index: store.VectorSearcher,
     vec: np.ndarray,
     hits: list[tuple[int, float]],
@@ -198,7 +215,7 @@ def _by_sentences(
     """Semantic hits rescored with their best-matching abstract sentence (fusion.with_sentences).
     `known`: best sentence cosines already computed (the semantic top-k's on the worker
     thread, the keyword hits' from what was read while the query was embedded)."""
-    if not settings.search_sentences or not hits:
+    if not hits:
         return hits
     best = {pid: known[pid] for pid, _ in hits if pid in known}
     best.update(index.sentence_scores(vec, [pid for pid, _ in hits if pid not in known]))
@@ -226,7 +243,7 @@ def hybrid_lists(
     # The keyword hits' stored vectors, read while the worker still embeds the query (in-process
     # index; PostgreSQL's are read through the connection when scored).
     read = (
-        qv.index.read([pid for pid, _ in keyword], sentences=settings.search_sentences)
+        qv.index.read([pid for pid, _ in keyword], sentences=qv.by_sentences)
         if isinstance(qv.index, VectorIndex)
         else None
     )
@@ -240,8 +257,9 @@ def hybrid_lists(
         else:
             extra = index.scores(vec, missing)
         semantic = sorted([*semantic, *extra.items()], key=lambda kv: -kv[1])
-        known = {**(read.sentence_scores(vec) if read else {}), **(qv.sentences or {})}
-        semantic = _by_sentences(settings, index, vec, semantic, known)
+        if qv.by_sentences:
+            known = {**(read.sentence_scores(vec) if read else {}), **(qv.sentences or {})}
+            semantic = _by_sentences(index, vec, semantic, known)
     have = {pid for pid, _ in keyword}
     missing = [pid for pid, _ in semantic if pid not in have]
     if qv.bm25 is not None:  # scored on the worker (all of the semantic top-k)
@@ -280,7 +298,7 @@ def search(
     # The embedding runs while the id, title and keyword lookups below run on this thread.
     pool = max(POOL, offset + limit)
     qv = (
-        QueryVector(settings, h, q, pool, bm25=mode == "hybrid")
+        QueryVector(settings, h, q, pool, bm25=mode == "hybrid", mode=mode)
         if mode != "keyword" and is_indexed(settings)
         else None
     )
@@ -313,10 +331,8 @@ def search(
     semantic_hits: list[tuple[int, float]] = []
     if mode == "semantic" and q.text:
         semantic_hits, index, vec = _semantic(settings, h, q, pool, qv)
-        if index is not None and vec is not None:
-            semantic_hits = _by_sentences(
-                settings, index, vec, semantic_hits, (qv.sentences if qv else None) or {}
-            )
+        if index is not None and vec is not None and qv is not None and qv.by_sentences:
+            semantic_hits = _by_sentences(index, vec, semantic_hits, qv.sentences or {})
     if mode == "keyword":
         ranked = keyword_hits
     elif mode == "semantic":
