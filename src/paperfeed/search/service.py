@@ -198,9 +198,9 @@ def _semantic(
 def _by_sentences_for(settings: Settings, q: ParsedQuery, mode: str) -> bool:
     """Whether the semantic side is rescored by abstract sentences: always in semantic search,
     in hybrid search for queries of more than SHORT_QUERY_WORDS words. A few words of a title
-    find their paper better by its whole vector: 396 known-item queries of 2-3 title words
-    over 2,000 papers, hybrid MRR@10 0.781 without, 0.772 with (semantic alone 0.418 / 0.463);
-    claims gain (SciFact hybrid 0.732 -> 0.741). README ## Search."""
+    find their paper better by its whole vector (bench/known_item.py: 396 queries of 2-3 title
+    words over 2,000 papers, hybrid MRR@10 0.783 without, 0.772 with; semantic alone 0.427 /
+    0.471); claims gain (SciFact hybrid 0.732 -> 0.742). README ## Search."""
     if not settings.search_sentences:
         return False
     return mode == "semantic" or len(q.terms) > SHORT_QUERY_WORDS
