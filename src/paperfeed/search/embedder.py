@@ -236,6 +236,13 @@ def sentence_cosines(data: bytes, query: np.ndarray) -> np.ndarray:
     return np.einsum("ij,j->i", v, np.asarray(query, dtype=np.float32)) * rec["scale"]
 
 
+def best_sentence_cosines(data: bytes, counts: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Per paper, the query's best cosine with its sentences: `data` holds the papers' packed
+    sentences one after the other, `counts[i]` (> 0) of them for paper i."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.maximum.reduceat(sentence_cosines(data, query), np.cumsum(counts) - counts)
+
+
 def paper_text(title: str, abstract: str | None) -> str:
     """The text a paper is embedded from."""
     title = (title or "").strip()

@@ -24,7 +24,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine, bindparam, text
 
 from paperfeed import db
-from paperfeed.search.embedder import SENTENCE_RECORD, sentence_cosines
+from paperfeed.search.embedder import SENTENCE_RECORD, best_sentence_cosines
 from paperfeed.search.keyword import KeywordDoc, KeywordResult, english_analyzer
 from paperfeed.search.query import ParsedQuery, fold, fold_table, title_key
 
@@ -535,9 +535,8 @@ class PgVectorIndex:
         rows = self.conn.execute(stmt, {"ids": [int(i) for i in paper_ids]}).all()
         if not rows:
             return {}
-        sims = sentence_cosines(b"".join(r[1] for r in rows), query)
         counts = np.array([len(r[1]) // SENTENCE_RECORD.itemsize for r in rows])
-        best = np.maximum.reduceat(sims, np.cumsum(counts) - counts)
+        best = best_sentence_cosines(b"".join(r[1] for r in rows), counts, query)
         return dict(zip([int(r[0]) for r in rows], best.tolist(), strict=True))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paperfeed.search.embedder import DIM, SENTENCE_RECORD, sentence_cosines
+from paperfeed.search.embedder import DIM, SENTENCE_RECORD, best_sentence_cosines
 
 # IVF candidates per wanted hit, re-ranked with exact float16 dot products. At 1M vectors and
 # nprobe 64, top-100 recall vs exact is 0.905 with 2, 4 or 8 candidates per hit (the probed
@@ -66,9 +66,7 @@ class Candidates:
         """Each paper's best sentence cosine (papers with sentence vectors)."""
         if not self.sentence_ids:
             return {}
-        sims = sentence_cosines(self.sentences, query)
-        counts = self.sentence_counts
-        best = np.maximum.reduceat(sims, np.cumsum(counts) - counts)
+        best = best_sentence_cosines(self.sentences, self.sentence_counts, query)
         return dict(zip(self.sentence_ids, best.tolist(), strict=True))
 
 
