@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, select, update
 from typer.testing import CliRunner
 
 from paperfeed import db
@@ -242,6 +242,35 @@ def test_incremental_indexing(settings: Settings, engine: Engine) -> None:
     assert fourth.keyword_updated == 3
     with db.read(engine) as conn:
         assert search(conn, settings, "denoising", mode="keyword").hits == []
+
+
+def test_papers_hidden_or_deleted_after_indexing_never_show(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until the next `paperfeed index`, hidden papers sit in the indexes: search drops them
+    (read from ix_papers_hidden, or past HIDDEN_READ_MAX by checking the candidates), and a
+    paper deleted from the catalog gives its place on the page to the next one."""
+    from paperfeed.search import service
+
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS)
+    index_pending(engine, settings)
+    query = "denoising diffusion probabilistic models"
+    first = ids((settings, engine), query)
+    assert first[0] == "2006.11239"
+    with db.transaction(engine) as conn:
+        edit_paper(conn, "2006.11239", hidden=True)
+    for read_max in (service.HIDDEN_READ_MAX, 0):
+        monkeypatch.setattr(service, "HIDDEN_READ_MAX", read_max)
+        for mode in ("hybrid", "keyword", "semantic"):
+            assert "2006.11239" not in ids((settings, engine), query, mode=mode)
+        assert ids((settings, engine), query) == first[1:]
+    with db.transaction(engine) as conn:
+        conn.execute(delete(Paper).where(Paper.arxiv_id == first[1]))
+    with db.read(engine) as conn:
+        got = search(conn, settings, query, limit=1)
+    assert [h.arxiv_id for h in got.hits] == [first[2]]
+    assert got.total == len(first) - 2
 
 
 def _keyword_only(settings: Settings) -> Settings:

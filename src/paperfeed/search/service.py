@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from paperfeed.config import Settings
@@ -40,6 +40,12 @@ _EMBED_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pf-embed")
 _VISIBLE = select(Paper.id).where(
     Paper.id.in_(bindparam("ids", expanding=True)), Paper.hidden.is_(False)
 )
+# Hidden papers may sit in the indexes until the next `paperfeed index`. They are few, so they
+# are read from their partial index (ix_papers_hidden, migration 0011) rather than checking
+# each candidate (200 lookups across the table: ~1 ms at 1M papers). Past HIDDEN_READ_MAX the
+# candidates are checked instead.
+HIDDEN_READ_MAX = 2000
+_HIDDEN = select(Paper.id).where(text("hidden")).limit(HIDDEN_READ_MAX + 1)
 _ROWS = select(
     Paper.id,
     Paper.arxiv_id,
@@ -349,16 +355,18 @@ def search(
         ]
     top = max((s for _, s in ranked), default=1.0)
     ranked = [(pid, top + 1.0) for pid in pinned] + [r for r in ranked if r[0] not in pinned]
-    # Hidden (or deleted) papers may still sit in an index until the next `paperfeed index`.
-    ids = [pid for pid, _ in ranked]
-    visible = set(conn.execute(_VISIBLE, {"ids": ids}).scalars().all()) if ids else set()
-    ranked = [r for r in ranked if r[0] in visible]
+    ranked = _without_hidden(conn, ranked)
+    while True:  # a paper deleted from the catalog but still indexed gives way to the next
+        shown = ranked[offset : offset + limit]
+        rows = _rows(conn, [pid for pid, _ in shown])
+        gone = {pid for pid, _ in shown if pid not in rows}
+        if not gone:
+            break
+        ranked = [r for r in ranked if r[0] not in gone]
     # Candidates after fusion; a full pool means there may be more (counting them all would
     # turn off tantivy's WAND pruning, or rank every match on PostgreSQL): the page shows "100+".
     page.total = len(ranked)
     page.total_is_lower_bound = len(keyword_hits) >= pool or len(semantic_hits) >= pool
-    shown = ranked[offset : offset + limit]
-    rows = _rows(conn, [pid for pid, _ in shown])
     for pid, score in shown:
         r = rows[pid]
         page.hits.append(
@@ -376,6 +384,19 @@ def search(
     if not page.hits and page.message is None:
         page.message = "No papers match." if offset == 0 else "No more results."
     return page
+
+
+def _without_hidden(conn: Connection, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """The candidates less hidden papers (which stay in the indexes until `paperfeed index`)."""
+    if not ranked:
+        return ranked
+    hidden = conn.execute(_HIDDEN).scalars().all()
+    if len(hidden) > HIDDEN_READ_MAX:
+        ids = [pid for pid, _ in ranked]
+        visible = set(conn.execute(_VISIBLE, {"ids": ids}).scalars().all())
+        return [r for r in ranked if r[0] in visible]
+    gone = set(hidden)
+    return [r for r in ranked if r[0] not in gone] if gone else ranked
 
 
 def _title_like(conn: Connection, q: ParsedQuery, limit: int) -> list[tuple[int, float]]:
