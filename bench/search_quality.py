@@ -3,7 +3,8 @@
 Usage: python bench/search_quality.py [--tune] [--max-tokens 256] [--db postgresql+psycopg://...]
          [--no-sentences]
   Evaluates SciFact (test split) and CACM with nDCG@10, MRR@10 and Recall@100.
-  --tune grid-searches the fusion parameters on the SciFact *train* split only and prints the best.
+  --tune grid-searches the fusion parameters and the sentence weight on the SciFact *train*
+  split only, prints the best and evaluates with them.
   --db measures the PostgreSQL backends (full-text search + pgvector) instead of the embedded
   ones: each set is loaded into that (empty, scratch) database, replacing its catalog.
 Corpus embeddings are cached in bench/out/ (gitignored; SciFact is CC BY-NC and never shipped).
@@ -26,7 +27,7 @@ import retrieval_data as rd
 from paperfeed import db
 from paperfeed.config import Settings
 from paperfeed.models import Embedding, Paper
-from paperfeed.search import index_pending, search
+from paperfeed.search import fusion, index_pending, search
 from paperfeed.search.embedder import get_embedder, paper_text
 from paperfeed.search.fusion import FusionParams, fuse
 from paperfeed.search.indexing import text_hash
@@ -102,25 +103,39 @@ def run_mode(settings, engine, id_map, queries, mode, fusion=None) -> dict[str, 
 
 
 def tune(max_tokens: int, tmp: Path, url: str, sentences: bool) -> FusionParams:
+    """The best fusion on SciFact *train*: method, RRF k and keyword weight, and with the
+    sentence vectors also their weight (fusion.SENTENCE_WEIGHT, which it then keeps set for
+    the test runs). Test queries are never looked at."""
     ds = rd.load("scifact", "train")
     settings, engine, id_map = build(ds, max_tokens, tmp, url, sentences)
-    # The lists hybrid search fuses: both sides' top 100, every candidate scored by both.
-    with db.read(engine) as conn:  # type: ignore[arg-type]
-        lists = {
-            qid: hybrid_lists(settings, parse_query(q), conn=conn) for qid, q in ds.queries.items()
-        }
-    best = (-1.0, FusionParams())
-    grid = itertools.chain(
-        (FusionParams("rrf", k, w) for k in (5, 10, 20, 40, 60) for w in np.arange(0.2, 0.81, 0.1)),
-        (FusionParams("convex", 60, w) for w in np.arange(0.1, 0.91, 0.05)),
-    )
-    for p in grid:
-        p = FusionParams(p.method, p.rrf_k, round(float(p.keyword_weight), 2))
-        run = {q: [id_map[i] for i, _ in fuse(kw, sem, p)] for q, (kw, sem) in lists.items()}
-        m = rd.metrics(run, ds.qrels)
-        if m["nDCG@10"] > best[0]:
-            best = (m["nDCG@10"], p)
-    print(f"  best on SciFact train: {best[1]}  nDCG@10={best[0]:.4f}")
+    best = (-1.0, FusionParams(), fusion.SENTENCE_WEIGHT)
+    for sw in (0.5, 1.0, 1.5, 2.0, 3.0) if sentences else (fusion.SENTENCE_WEIGHT,):
+        fusion.SENTENCE_WEIGHT = sw
+        # The lists hybrid search fuses: both sides' top 100, every candidate scored by both.
+        with db.read(engine) as conn:  # type: ignore[arg-type]
+            lists = {
+                qid: hybrid_lists(settings, parse_query(q), conn=conn)
+                for qid, q in ds.queries.items()
+            }
+        grid = itertools.chain(
+            (
+                FusionParams("rrf", k, w)
+                for k in (5, 10, 20, 40, 60)
+                for w in np.arange(0.2, 0.81, 0.1)
+            ),
+            (FusionParams("convex", 60, w) for w in np.arange(0.1, 0.91, 0.025)),
+        )
+        for p in grid:
+            p = FusionParams(p.method, p.rrf_k, round(float(p.keyword_weight), 3))
+            run = {q: [id_map[i] for i, _ in fuse(kw, sem, p)] for q, (kw, sem) in lists.items()}
+            m = rd.metrics(run, ds.qrels)
+            if m["nDCG@10"] > best[0]:
+                best = (m["nDCG@10"], p, sw)
+        print(
+            f"  sentence weight {sw}: best on SciFact train so far {best[1]} nDCG@10={best[0]:.4f}"
+        )
+    fusion.SENTENCE_WEIGHT = best[2]
+    print(f"  best on SciFact train: {best[1]}, sentence weight {best[2]}  nDCG@10={best[0]:.4f}")
     return best[1]
 
 

@@ -423,8 +423,9 @@ def test_sentences_of_an_abstract() -> None:
 
 
 def test_sentence_vectors_rescore_semantic_hits(catalog) -> None:  # type: ignore[no-untyped-def]
-    """Each paper's sentences are embedded and stored; a semantic hit scores the mean of its
-    paper cosine and its best sentence cosine (both backends)."""
+    """Each paper's sentences are embedded and stored; a semantic hit scores the weighted mean
+    of its paper cosine and its best sentence cosine (both backends)."""
+    from paperfeed.search.fusion import SENTENCE_WEIGHT
     from paperfeed.search.store import handles
 
     settings, engine = catalog
@@ -449,7 +450,7 @@ def test_sentence_vectors_rescore_semantic_hits(catalog) -> None:  # type: ignor
         assert np.allclose(cosines, emb.embed(texts) @ q, atol=0.01)  # int8 records
         assert best[r.id] == pytest.approx(float(cosines.max()), abs=1e-5)
         cosine = float(np.frombuffer(r.vector, dtype=np.float32) @ q)
-        expected[r.id] = (cosine + best[r.id]) / 2
+        expected[r.id] = (cosine + SENTENCE_WEIGHT * best[r.id]) / (1 + SENTENCE_WEIGHT)
     assert hits[0].arxiv_id == "2405.15738"
     for h in hits:
         assert h.score == pytest.approx(expected[h.paper_id], abs=2e-3)
