@@ -126,7 +126,8 @@ def tune(max_tokens: int, tmp: Path, url: str, sentences: bool) -> FusionParams:
             (FusionParams("convex", 60, w) for w in np.arange(0.1, 0.91, 0.025)),
         )
         for p in grid:
-            p = FusionParams(p.method, p.rrf_k, round(float(p.keyword_weight), 3))
+            w = round(float(p.keyword_weight), 3)  # for every query, with sentences or not
+            p = FusionParams(p.method, p.rrf_k, w, sentence_keyword_weight=w)
             run = {q: [id_map[i] for i, _ in fuse(kw, sem, p)] for q, (kw, sem) in lists.items()}
             m = rd.metrics(run, ds.qrels)
             if m["nDCG@10"] > best[0]:

@@ -345,7 +345,11 @@ def search(
         ranked = semantic_hits
     else:
         keyword_hits, semantic_hits = hybrid_lists(settings, q, pool, conn, h, qv)
-        ranked = fuse(keyword_hits, semantic_hits, fusion or FusionParams())
+        params = fusion or FusionParams()
+        by_sentences = qv is not None and qv.by_sentences
+        ranked = fuse(
+            keyword_hits, semantic_hits, params.for_sentences() if by_sentences else params
+        )
     if mode == "hybrid" and _is_author_query(q) and ranked:
         by_author = h.keyword.filter_ids(
             ParsedQuery(authors=[" ".join(q.terms)]), [pid for pid, _ in ranked]
