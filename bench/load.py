@@ -384,22 +384,23 @@ def server_env(url: str, data_dir: str) -> dict[str, str]:
 
 
 def stand_in_vectors(url: str) -> None:
-    """Give every paper without one a stored vector: real MiniLM vectors (the SciFact and CACM
-    corpora cached in bench/out by bench/search_quality.py) replicated with Gaussian noise, as
-    bench/search_latency.py does at 1M. Embedding 300k abstracts takes hours on two cores;
-    what a load test exercises is the vector *search*, whose cost at this scale is that of
-    real vectors. The text hash and model id are the current ones, so `paperfeed index` takes
-    them as up to date and only publishes them (pgvector + HNSW, or the IVF files). Semantic
-    results are then meaningless; their cost is not."""
+    """Give every paper without one a stored vector and sentence vectors: real MiniLM vectors
+    (the SciFact and CACM corpora cached in bench/out by bench/search_quality.py) replicated
+    with Gaussian noise, as bench/search_latency.py does at 1M. Embedding 300k abstracts takes
+    hours on two cores (their sentences twice as long); what a load test exercises is the
+    vector *search*, whose cost at this scale is that of real vectors. The text hash and model
+    id are the current ones, so `paperfeed index` takes them as up to date and only publishes
+    them (pgvector + HNSW, or the IVF and sentence files). Semantic results are then
+    meaningless; their cost is not."""
     import numpy as np
-    from sqlalchemy import insert
+    from sqlalchemy import bindparam, insert, update
 
     from paperfeed.models import Embedding
-    from paperfeed.search.embedder import get_embedder, paper_text
+    from paperfeed.search.embedder import get_embedder, pack_sentences, paper_text
     from paperfeed.search.indexing import text_hash
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from search_latency import make_vectors
+    from search_latency import make_vectors, real_sentence_blocks
 
     engine = db.make_engine(url)
     model = get_embedder().model_id
@@ -410,12 +411,29 @@ def stand_in_vectors(url: str) -> None:
             .where(Embedding.paper_id.is_(None))
             .order_by(Paper.id)
         ).all()
-    if not todo:
+        no_sentences = (
+            conn.execute(select(Embedding.paper_id).where(Embedding.sentences.is_(None)))
+            .scalars()
+            .all()
+        )
+    if not todo and not no_sentences:
         return
     t0 = time.perf_counter()
+    blocks = real_sentence_blocks()
+    rng = np.random.default_rng(1)
+
+    def sentence_blobs(count: int) -> list[bytes]:
+        """Each paper: the sentences of a random real abstract, with noise (~8 a paper)."""
+        out = []
+        for i in rng.integers(0, len(blocks), count):
+            v = blocks[i] + rng.normal(scale=0.03, size=blocks[i].shape).astype(np.float32)
+            out.append(pack_sentences(v / np.linalg.norm(v, axis=1, keepdims=True)))
+        return out
+
     vectors = make_vectors(len(todo), np.random.default_rng(0))
     now = dt.datetime.now()
     for start in range(0, len(todo), 5000):
+        part = todo[start : start + 5000]
         with db.transaction(engine) as conn:
             conn.execute(
                 insert(Embedding),
@@ -425,13 +443,30 @@ def stand_in_vectors(url: str) -> None:
                         "model": model,
                         "text_hash": text_hash(paper_text(r.title, r.abstract)),
                         "vector": vectors[start + i].tobytes(),
+                        "sentences": blob,
                         "created_at": now,
                     }
-                    for i, r in enumerate(todo[start : start + 5000])
+                    for i, (r, blob) in enumerate(zip(part, sentence_blobs(len(part)), strict=True))
+                ],
+            )
+    for start in range(0, len(no_sentences), 5000):  # vectors stored by an earlier build
+        part = no_sentences[start : start + 5000]
+        with db.transaction(engine) as conn:
+            conn.execute(
+                update(Embedding)
+                .where(Embedding.paper_id == bindparam("pid"))
+                .values(sentences=bindparam("blob")),
+                [
+                    {"pid": pid, "blob": blob}
+                    for pid, blob in zip(part, sentence_blobs(len(part)), strict=True)
                 ],
             )
     engine.dispose()
-    print(f"stand-in vectors: {len(todo)} papers ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(
+        f"stand-in vectors: {len(todo)} papers, sentence vectors: "
+        f"{len(todo) + len(no_sentences)} ({time.perf_counter() - t0:.0f} s)",
+        flush=True,
+    )
 
 
 def index(url: str, data_dir: str) -> None:

@@ -164,13 +164,8 @@ def build(n: int, root: Path, vectors_from: Path | None = None) -> dict[str, flo
     return stats
 
 
-def add_sentences(vec_root: Path, n: int) -> None:
-    """Sentence vectors for the current generation's n papers: each paper gets the sentence
-    block of a random real SciFact/CACM abstract (bench/out/sent-*.npz, written by
-    bench/search_quality.py), with Gaussian noise, so counts and sizes are real (~8 a paper)."""
-    from paperfeed.search.embedder import pack_sentences
-    from paperfeed.search.vectors import SENTENCES_FILE, STARTS_FILE
-
+def real_sentence_blocks() -> list[np.ndarray]:
+    """The sentence vectors of each real SciFact/CACM abstract (bench/out/sent-*.npz)."""
     files = sorted(OUT.glob("sent-*-256.npz"))
     if not files:
         sys.exit("no cached sentence vectors: run bench/search_quality.py first")
@@ -179,6 +174,17 @@ def add_sentences(vec_root: Path, n: int) -> None:
         z = np.load(f)
         vecs, starts = z["vectors"].astype(np.float32), z["starts"]
         blocks += [vecs[a:b] for a, b in itertools.pairwise(starts) if b > a]
+    return blocks
+
+
+def add_sentences(vec_root: Path, n: int) -> None:
+    """Sentence vectors for the current generation's n papers: each paper gets the sentence
+    block of a random real SciFact/CACM abstract (bench/out/sent-*.npz, written by
+    bench/search_quality.py), with Gaussian noise, so counts and sizes are real (~8 a paper)."""
+    from paperfeed.search.embedder import pack_sentences
+    from paperfeed.search.vectors import SENTENCES_FILE, STARTS_FILE
+
+    blocks = real_sentence_blocks()
     gen = vec_root / f"gen-{(vec_root / 'CURRENT').read_text().strip()}"
     rng = np.random.default_rng(1)
     pick = rng.integers(0, len(blocks), n)
