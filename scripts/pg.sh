@@ -9,6 +9,7 @@
 # DIR defaults to .pg/ in the repository. PostgreSQL refuses to run as root, so as root the
 # server runs as the unprivileged `nobody` user. Durability is switched off (fsync, full page
 # writes): this server is for tests and benches, never for data you want to keep.
+# PG_SHARED_BUFFERS (default 256MB) sizes its buffer cache: benches at 300k papers want 2GB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CMD="${1:-start}"
@@ -48,7 +49,7 @@ case "$CMD" in
     PORT="${PGPORT:-$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
     as_pg "$BIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w -t 60 start -o \
       "-h 127.0.0.1 -p $PORT -c unix_socket_directories= -c fsync=off -c full_page_writes=off \
-       -c synchronous_commit=off -c max_connections=300 -c shared_buffers=256MB" >/dev/null \
+       -c synchronous_commit=off -c max_connections=300 -c shared_buffers=${PG_SHARED_BUFFERS:-256MB}" >/dev/null \
       || { tail -20 "$DIR/server.log" >&2; exit 1; }
     url
     ;;

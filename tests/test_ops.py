@@ -148,8 +148,9 @@ def test_web_threads_bound_the_handlers_run_at_once(settings, engine):
 
     from paperfeed.app import create_app
 
-    for n in (2, 5):
-        app = create_app(settings.model_copy(update={"web_threads": n}), engine)
+    default = 4 if settings.database_url.startswith("postgresql") else 2
+    for setting, n in ((0, default), (2, 2), (5, 5)):
+        app = create_app(settings.model_copy(update={"web_threads": setting}), engine)
 
         @app.get("/test-threads")
         async def threads() -> int:

@@ -87,7 +87,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     # Keep last: its /papers/{arxiv_id:path} route would shadow any /papers/<word> route after it.
     app.include_router(pages.paper_router)
     publish_routes(app)
-    app.router.on_startup.append(partial(_limit_threads, max(1, settings.web_threads)))
+    app.router.on_startup.append(partial(_limit_threads, settings.handler_threads))
     return app
 
 

@@ -112,10 +112,20 @@ class Settings(BaseSettings):
     trending_cache_s: float = 15.0  # how long a listing response may be reused (seconds)
 
     # Operations
-    # Threads per web process that run request handlers (anyio's default is 40). More threads
-    # than this only queue on the GIL: at 100 users on 2 cores, 2 threads served 52 -> 77 req/s
-    # on PostgreSQL and cut SQLite's p99 726 -> 386 ms (bench/load.py, README ## Production).
-    web_threads: int = 2
+    # Threads per web process that run request handlers (anyio's default is 40); 0: 2 on
+    # SQLite, 4 on PostgreSQL. More threads only queue on the GIL: at 100 users on 2 cores,
+    # 2 instead of 40 cut SQLite's p99 726 -> 386 ms. A PostgreSQL handler also waits on
+    # round trips, with the GIL free: 4 cut the p99 there 465 -> 269 ms (2 web workers; SQLite
+    # 58 -> 76 ms with 4). bench/load.py, README ## Production.
+    web_threads: int = 0
+
+    @property
+    def handler_threads(self) -> int:
+        """web_threads, or its default for the database."""
+        if self.web_threads > 0:
+            return self.web_threads
+        return 4 if self.database_url.startswith("postgresql") else 2
+
     log_format: str = "json"  # "json" (one object per line, for log shippers) | "text"
     log_level: str = "info"
 
