@@ -125,16 +125,16 @@ def tune(max_tokens: int, tmp: Path, url: str, sentences: bool) -> FusionParams:
             ),
             (FusionParams("convex", 60, w) for w in np.arange(0.1, 0.91, 0.025)),
         )
+        here = (-1.0, FusionParams(), sw)
         for p in grid:
             w = round(float(p.keyword_weight), 3)  # for every query, with sentences or not
             p = FusionParams(p.method, p.rrf_k, w, sentence_keyword_weight=w)
             run = {q: [id_map[i] for i, _ in fuse(kw, sem, p)] for q, (kw, sem) in lists.items()}
             m = rd.metrics(run, ds.qrels)
-            if m["nDCG@10"] > best[0]:
-                best = (m["nDCG@10"], p, sw)
-        print(
-            f"  sentence weight {sw}: best on SciFact train so far {best[1]} nDCG@10={best[0]:.4f}"
-        )
+            if m["nDCG@10"] > here[0]:
+                here = (m["nDCG@10"], p, sw)
+        print(f"  sentence weight {sw}: best on SciFact train {here[1]} nDCG@10={here[0]:.4f}")
+        best = max(best, here, key=lambda b: b[0])
     fusion.SENTENCE_WEIGHT = best[2]
     print(f"  best on SciFact train: {best[1]}, sentence weight {best[2]}  nDCG@10={best[0]:.4f}")
     return best[1]

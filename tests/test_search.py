@@ -456,6 +456,30 @@ def test_sentence_vectors_rescore_semantic_hits(catalog) -> None:  # type: ignor
         assert h.score == pytest.approx(expected[h.paper_id], abs=2e-3)
 
 
+def test_long_queries_fuse_with_the_sentence_keyword_weight(catalog) -> None:  # type: ignore[no-untyped-def]
+    """Hybrid queries of 5+ words (semantic side rescored by sentences) fuse with
+    FusionParams.sentence_keyword_weight, shorter ones with keyword_weight: giving one side
+    all the weight reproduces that side's own ranking."""
+    from paperfeed.search.fusion import FusionParams
+
+    def top(query: str, **kw: object) -> list[str]:
+        return ids(catalog, query, limit=3, **kw)
+
+    long_query = "quadratic complexity of attention over visual tokens"
+    short_query = "visual tokens attention"
+    keyword_for_long = FusionParams(keyword_weight=0.0, sentence_keyword_weight=1.0)
+    semantic_for_long = FusionParams(keyword_weight=1.0, sentence_keyword_weight=0.0)
+    assert top(long_query, fusion=keyword_for_long) == top(long_query, mode="keyword")
+    assert top(long_query, fusion=semantic_for_long) == top(long_query, mode="semantic")
+    assert top(long_query, mode="keyword") != top(long_query, mode="semantic")
+    # A short query ignores sentence_keyword_weight: keyword_weight 1.0 is keyword order
+    # (semantic-only hits follow, at zero).
+    keyword = top(short_query, mode="keyword")
+    assert len(keyword) >= 2
+    assert top(short_query, fusion=semantic_for_long)[: len(keyword)] == keyword
+    assert top(short_query, fusion=keyword_for_long)[: len(keyword)] != keyword
+
+
 def test_sentence_vectors_added_to_an_existing_index(tmp_path: Path, database_url: str) -> None:
     """A catalog embedded without sentence vectors gets only those on the next index run
     (no paper vector is recomputed), and the rescoring follows the setting."""

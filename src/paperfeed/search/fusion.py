@@ -27,8 +27,8 @@ class FusionParams:
 
 
 # A semantic candidate's score: its paper vector's cosine and its best sentence's, weighted
-# 1 : SENTENCE_WEIGHT (chosen on SciFact train jointly with the keyword weight, 0.30-0.60:
-# nDCG@10 0.7441 / 0.7457 / 0.7469 / 0.7463 / 0.7428 for 0.5 / 1 / 1.5 / 2 / 3).
+# 1 : SENTENCE_WEIGHT (bench/search_quality.py --tune, SciFact train, each at its best keyword
+# weight: nDCG@10 0.7441 / 0.7457 / 0.7468 / 0.7463 / 0.7428 for 0.5 / 1 / 1.5 / 2 / 3).
 SENTENCE_WEIGHT = 1.5
 
 
