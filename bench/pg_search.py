@@ -6,6 +6,7 @@ Usage:
   python bench/pg_search.py --db URL --explain "attention"   # EXPLAIN ANALYZE of every statement
   python bench/pg_search.py --db URL --similar 300   # a paper page's similar papers, kept or not
   python bench/pg_search.py --db URL --hybrid 200    # the whole search(): web and database CPU
+  python bench/pg_search.py --db URL --hybrid 200 --statements   # ... and time per statement
 
 Times what one search request asks of PostgreSQL: the keyword backend's search() for the
 pool the page fuses (service.POOL = 100 candidates) plus the exact-title lookup, one query at
@@ -79,6 +80,9 @@ def main() -> None:
     ap.add_argument("--explain", help="print EXPLAIN ANALYZE of every statement of this query")
     ap.add_argument("--similar", type=int, help="N random papers' similar papers, twice")
     ap.add_argument("--hybrid", type=int, help="N of load.py's queries through search()")
+    ap.add_argument(
+        "--statements", action="store_true", help="with --hybrid: wall time per SQL statement"
+    )
     args = ap.parse_args()
     engine = db.make_engine(args.db)
     if args.explain:
@@ -88,7 +92,7 @@ def main() -> None:
         similar_cost(engine, args.db, args.similar)
         return
     if args.hybrid:
-        hybrid_cost(engine, args.db, args.hybrid)
+        hybrid_cost(engine, args.db, args.hybrid, args.statements)
         return
     groups = {**GROUPS, "load.py mix": make_queries(args.sampled, seed=11)}
     print(
@@ -129,20 +133,39 @@ def main() -> None:
     engine.dispose()
 
 
-def hybrid_cost(engine: Any, url: str, n: int) -> None:
+def hybrid_cost(engine: Any, url: str, n: int, statements: bool = False) -> None:
     """CPU per search() as the results page asks it (20 hits; query embedding, full-text
     search, pgvector, fusion, snippets) over load.py's queries, one at a time in one
-    transaction: this process's CPU (all threads) and its database backend's."""
+    transaction: this process's CPU (all threads) and its database backend's. `statements`:
+    also the wall time of each kind of SQL statement per search (statements that run while
+    the query is embedded on the other thread include some of that wait)."""
+    from sqlalchemy import event
+
     from paperfeed.config import Settings
     from paperfeed.search import search
 
     settings = Settings(database_url=url)
     queries = make_queries(200, seed=5)  # bench/web_cpu.py's: what load.py's users type
     queries = (queries * (n // len(queries) + 1))[:n]
+    spent: dict[str, list[float]] = {}  # statement's first words -> [seconds, count]
+    started: dict[int, float] = {}
+    if statements:
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            started[id(cursor)] = time.perf_counter()
+
+        @event.listens_for(engine, "after_cursor_execute")
+        def _after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            entry = spent.setdefault(" ".join(statement.split())[:90], [0.0, 0])
+            entry[0] += time.perf_counter() - started.pop(id(cursor))
+            entry[1] += 1
+
     with db.read(engine) as conn:
         backend = psutil.Process(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
         for q in queries[:20]:  # warm-up: model, plans, caches
             search(conn, settings, q, limit=20)
+        spent.clear()
         web0, db0, t0 = time.process_time(), sum(backend.cpu_times()[:2]), time.perf_counter()
         for q in queries:
             search(conn, settings, q, limit=20)
@@ -153,6 +176,8 @@ def hybrid_cost(engine: Any, url: str, n: int) -> None:
         f"web CPU {web / n * 1000:.1f} ms, database CPU {dbc / n * 1000:.1f} ms, "
         f"wall {wall / n * 1000:.1f} ms per query"
     )
+    for sql, (seconds, count) in sorted(spent.items(), key=lambda kv: -kv[1][0])[:10]:
+        print(f"  {seconds / n * 1000:6.2f} ms per search, {count:4d} statements: {sql}")
 
 
 def similar_cost(engine: Any, url: str, n: int) -> None:
