@@ -181,6 +181,10 @@ def test_phrase_and_exclude(catalog) -> None:  # type: ignore[no-untyped-def]
     found = ids(catalog, "diffusion -score")
     assert "2006.11239" in found
     assert "2011.13456" not in found
+    # The keyword side alone (on PostgreSQL the excluded word once took the bind parameter
+    # of the first searched word, so "diffusion -score" excluded every diffusion paper).
+    assert ids(catalog, "diffusion -score", mode="keyword") == ["2006.11239"]
+    assert ids(catalog, "residual -diffusion", mode="keyword") == ["1512.03385"]
 
 
 def test_snippet_highlights_safely(catalog) -> None:  # type: ignore[no-untyped-def]

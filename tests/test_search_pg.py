@@ -374,3 +374,73 @@ def test_similar_papers_are_kept_for_every_process(settings: Settings, engine: E
         conn.execute(text("DELETE FROM similar_papers"))
     assert similar_ids(settings.model_copy(update={"similar_cache_s": 0})) == first
     assert kept() is None
+
+
+@postgres
+def test_scores_read_the_big_vector_only_when_they_must(settings: Settings, engine: Engine) -> None:
+    """search.pg scores a candidate from its small in-row rank_tsv (title + authors), and reads
+    search_tsv (TOAST) only for a word that rank_tsv lacks and the candidate source does not
+    guarantee. Every score must equal the definition over the whole search_tsv: each word's
+    IDF when the paper has it, TITLE_BONUS times that again when its title has it."""
+    from paperfeed.search import pg
+
+    extra = [
+        {  # "GPT-4" is one lexeme ('gpt-4') and two parts: the title has only the parts
+            **PAPERS[1],
+            "arxiv_id": "2303.08774",
+            "title": "GPT 4 Technical Report",
+            "abstract": "We report the development of GPT-4, a large multimodal model.",
+            "authors": ["Open Report"],
+        },
+        {  # a query word among the authors only, and one in the abstract only
+            **PAPERS[1],
+            "arxiv_id": "2404.00004",
+            "title": "Residual diffusion models",
+            "abstract": "Deep networks with attention learn molecular graphs.",
+            "authors": ["Graph Hinton"],
+        },
+    ]
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS + extra)
+    queries = [
+        "networks chlorophyll",
+        "GPT-4 report",
+        "graph neural networks",
+        "residual diffusion attention",
+        "deep residual learning image",
+        "diffusion",
+        'networks "neural networks"',
+        "residual -diffusion",
+        "molecular cat:cs.LG",
+    ]
+    for counted in (False, True):
+        if counted:
+            assert pg.refresh_lexicon(engine)
+        for query in queries:
+            q = parse_query(query)
+            with db.read(engine) as conn:
+                backend = pg.PgKeywordBackend(conn)
+                got = backend.search(q, 50).hits
+                ranking = backend._ranking(q, pg._SeqScan(conn))
+                ids = [int(i) for i in conn.execute(text("SELECT id FROM papers")).scalars()]
+                rescored = backend.scores(q, ids)
+                params: dict[str, Any] = dict(ranking.params)
+                cond = " AND ".join(pg._constraints(q, params))
+                score = " + ".join(
+                    f"CASE WHEN p.search_tsv @@ {w.tsq} THEN CASE WHEN "
+                    f"ts_filter(p.search_tsv, '{{a}}') @@ {w.tsq} THEN {w.idf * 1.5} "
+                    f"ELSE {w.idf} END ELSE 0 END"
+                    for w in ranking.words
+                )
+                rows = conn.execute(
+                    text(
+                        f"SELECT * FROM (SELECT p.id, {score} AS s FROM papers p WHERE {cond}) x "
+                        "WHERE s > 0 ORDER BY s DESC, id DESC"
+                    ),
+                    params,
+                ).all()
+            expected = [(int(i), float(s)) for i, s in rows]
+            assert expected, query
+            assert [i for i, _ in got] == [i for i, _ in expected], query
+            assert [s for _, s in got] == pytest.approx([s for _, s in expected], abs=1e-5)
+            assert rescored == pytest.approx(dict(expected), abs=1e-5), query

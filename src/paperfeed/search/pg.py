@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import Connection, Engine, bindparam, text
@@ -81,17 +81,43 @@ class _Ranking:
 
     words: list[_Word]  # rarest first
     params: dict[str, Any]  # the bind parameters the SQL below uses
-    any_word: str  # tsquery: any of the words
-    score: str  # over c.tsv (a paper's vector, detoasted once) and c.ttl (its title part)
+
+    def score(self, every_word: bool) -> str:
+        """SQL: a paper's score over c.ttl (its title's words), c.r (rank_tsv: title and
+        authors, in the row) and, only for a word that neither has, c.tsv (search_tsv); with
+        every_word (the candidate source guarantees that search_tsv has every word), not even
+        then.
+
+        The same score as testing the whole search_tsv (c.tsv) for each word: rank_tsv's
+        lexemes are search_tsv's title (A) and author (B) lexemes exactly (migration 0007),
+        so reading the big vector is needed only when they lack a word.
+        """
+        terms = []
+        for w in self.words:
+            full, title = f"float8 '{w.idf:.6f}'", f"float8 '{w.idf * (1 + TITLE_BONUS):.6f}'"
+            rest = f"WHEN c.tsv @@ {w.tsq} THEN {full} ELSE float8 '0'"
+            if every_word:
+                rest = f"ELSE {full}"
+            terms.append(
+                f"CASE WHEN c.ttl @@ {w.tsq} THEN {title} WHEN c.r @@ {w.tsq} THEN {full} "
+                f"{rest} END"
+            )
+        # float8 literals: a bare 1.5 is numeric in SQL, and numeric arithmetic is slow.
+        return "(" + (" + ".join(terms) or "float8 '0'") + ")"
+
+
+Body = Literal["read", "lazy", "every"]  # PgKeywordBackend._best
 
 
 class IndexLockedError(RuntimeError):
     """Another process holds the search-index lock."""
 
 
-def _word_query(params: dict[str, Any], word: str) -> str:
-    """A tsquery matching a word stemmed (English: titles, abstracts) or as a name (simple)."""
-    key = f"w{len(params)}"
+def _word_query(params: dict[str, Any], word: str, prefix: str = "w") -> str:
+    """A tsquery matching a word stemmed (English: titles, abstracts) or as a name (simple).
+    `prefix` names its bind parameter: the ranking's words and the constraints' excluded
+    words are numbered in separate dicts, then bound together."""
+    key = f"{prefix}{len(params)}"
     params[key] = word
     return f"(plainto_tsquery('english', :{key}) || plainto_tsquery('simple', :{key}))"
 
@@ -128,7 +154,7 @@ def _constraints(q: ParsedQuery, params: dict[str, Any]) -> list[str]:
             f"OR p.search_tsv @@ phraseto_tsquery('simple', :{key}))"
         )
     for excluded in q.excludes:
-        where.append(f"NOT (p.search_tsv @@ {_word_query(params, excluded)})")
+        where.append(f"NOT (p.search_tsv @@ {_word_query(params, excluded, 'x')})")
     for name in q.authors:
         tsq = _name_query(params, name)
         # Names are in the small in-row vector: the consecutive-words check reads no TOAST.
@@ -232,15 +258,7 @@ class PgKeywordBackend:
             ),
             key=lambda w: (-w.idf, w.tsq),
         )
-        any_word = "(" + " || ".join(w.tsq for w in ranked) + ")" if ranked else ""
-        # float8 literals: a bare 1.5 is numeric in SQL, and numeric arithmetic is slow.
-        score = " + ".join(
-            f"CASE WHEN c.tsv @@ {w.tsq} THEN CASE WHEN c.ttl @@ {w.tsq} "
-            f"THEN float8 '{w.idf * (1 + TITLE_BONUS):.6f}' ELSE float8 '{w.idf:.6f}' END "
-            "ELSE float8 '0' END"
-            for w in ranked
-        )
-        return _Ranking(ranked, params, any_word, f"({score or 'float8 0'})")
+        return _Ranking(ranked, params)
 
     def _doc_freqs(
         self,
@@ -290,29 +308,29 @@ class PgKeywordBackend:
             )
         return dfs, max(total, *(df or 0 for df in dfs), 1)
 
-    def _scored(self, ranking: _Ranking, source: str, n: int) -> str:
-        """SQL: the n best of the papers `source` selects (ids), each vector detoasted once."""
-        return (
-            f"SELECT c.id, {ranking.score} AS s FROM ("
-            "SELECT i.id, i.tsv, ts_filter(i.tsv, '{a}') AS ttl FROM ("
-            "SELECT p.id, p.search_tsv || CAST('' AS tsvector) AS tsv FROM papers p "
-            f"WHERE p.id IN ({source}) OFFSET 0) i OFFSET 0) c "
-            f"ORDER BY s DESC, c.id DESC LIMIT {int(n)}"
-        )
-
     def _best(
         self,
         ranking: _Ranking,
         match: str,
-        cond: str,
         params: dict[str, Any],
         n: int,
         each: int,
+        body: Body,
     ) -> list[tuple[int, float]]:
-        """The n best of up to `each` papers matching `match` (GIN: any of them)."""
-        source = f"SELECT p.id FROM papers p WHERE {match} AND {cond} LIMIT {int(each)}"
-        rows = self.conn.execute(text(self._scored(ranking, source, n)), params)
-        return [(int(r[0]), float(r[1])) for r in rows]
+        """The n best of up to `each` papers that `match` selects (GIN: any of them, in no
+        order), scored in the same pass; those that score 0 (no word) are left out. `body`:
+        how a word missing from a paper's rank_tsv is looked up in its search_tsv (TOAST:
+        fetched and decompressed, ~10 us): "read" once per paper, "lazy" only for a paper
+        that needs it (once per such word), "every" never (the match guarantees every word)."""
+        tsv = "p.search_tsv || CAST('' AS tsvector)" if body == "read" else "p.search_tsv"
+        sql = (
+            f"SELECT c.id, {ranking.score(body == 'every')} AS s FROM ("
+            f"SELECT p.id, p.rank_tsv AS r, ts_filter(p.rank_tsv, '{{a}}') AS ttl, {tsv} AS tsv "
+            f"FROM papers p WHERE {match} LIMIT {int(each)}) c "
+            f"ORDER BY s DESC, c.id DESC LIMIT {int(n)}"
+        )
+        rows = self.conn.execute(text(sql), params)
+        return [(int(r[0]), float(r[1])) for r in rows if r[1] > 0]
 
     def search(self, q: ParsedQuery, limit: int) -> KeywordResult:
         """The `limit` best papers of the candidate sources (see the class)."""
@@ -344,13 +362,15 @@ class PgKeywordBackend:
         # ones gave fewer than `limit` papers. Last, when too few papers have every word,
         # those with any of the rarest words compete (a paper with none of them can only
         # score from common, low-IDF words).
-        sources: list[tuple[str, int]] = []
+        # A paper from the first two sources has every word: it scores from rank_tsv alone.
+        sources: list[tuple[str, int, Body]] = []
         if tokens:
             # The title is in rank_tsv too: this match never reads the abstract's vector.
             params["title_all"] = " & ".join(f"{t}:A" for t in tokens)
-            sources.append(("p.rank_tsv @@ to_tsquery('english', :title_all)", CANDIDATES))
+            # ("lazy": a word of several lexemes, such as "GPT-4", may still need search_tsv.)
+            sources.append(("p.rank_tsv @@ to_tsquery('english', :title_all)", CANDIDATES, "lazy"))
         sources.append(
-            (f"p.search_tsv @@ ({' && '.join(w.tsq for w in ranking.words)})", CANDIDATES)
+            (f"p.search_tsv @@ ({' && '.join(w.tsq for w in ranking.words)})", CANDIDATES, "every")
         )
         if len(ranking.words) > 1:
             rare: list[str] = []
@@ -360,14 +380,14 @@ class PgKeywordBackend:
                     break
                 rare.append(w.tsq)
                 budget += w.df
-            sources.append((f"p.search_tsv @@ ({' || '.join(rare)})", RARE_BUDGET))
+            sources.append((f"p.search_tsv @@ ({' || '.join(rare)})", RARE_BUDGET, "read"))
         seqscan.allow(False)  # the sources are GIN matches (see _SeqScan)
         hits: list[tuple[int, float]] = []
-        for match, each in sources:
+        for match, each, body in sources:
             if len(hits) >= limit:
                 break
             seen = {pid for pid, _ in hits}
-            more = self._best(ranking, match, cond, params, limit + len(seen), each)
+            more = self._best(ranking, f"{match} AND {cond}", params, limit + len(seen), each, body)
             hits = sorted(
                 [*hits, *(h for h in more if h[0] not in seen)], key=lambda h: (-h[1], -h[0])
             )[:limit]
@@ -386,12 +406,8 @@ class PgKeywordBackend:
         if not ranking.words:
             return {}
         params.update(ranking.params)
-        source = (
-            "SELECT p.id FROM papers p WHERE p.id = ANY(CAST(:ids AS bigint[])) "
-            f"AND p.search_tsv @@ {ranking.any_word} AND {cond}"
-        )
-        rows = self.conn.execute(text(self._scored(ranking, source, len(paper_ids))), params)
-        return {int(r[0]): float(r[1]) for r in rows}
+        match = f"p.id = ANY(CAST(:ids AS bigint[])) AND {cond}"
+        return dict(self._best(ranking, match, params, len(paper_ids), len(paper_ids), "read"))
 
     def _fuzzy(self, unknown: dict[int, str], seqscan: _SeqScan) -> dict[int, str]:
         """For each long word no paper contains (a typo; index in the query's terms -> word):
