@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pydantic
 import pytest
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Engine, event, text, update
 
 from paperfeed import db
 from paperfeed.config import Settings
@@ -235,6 +235,26 @@ def test_hnsw_candidate_list_follows_the_setting(settings: Settings, engine: Eng
         assert conn.execute(text("SHOW hnsw.ef_search")).scalar() == "123"
         index.search(query, 500)  # a pool larger than the setting raises it
         assert conn.execute(text("SHOW hnsw.ef_search")).scalar() == "500"
+    # The web app's engine opens every connection with the setting (Settings.database_session),
+    # so a query needs no SET LOCAL of its own; a larger pool still raises it.
+    served = db.make_engine(settings.database_url, custom.database_session)
+    statements: list[str] = []
+    event.listen(served, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        for _ in range(2):  # the second transaction reuses the pooled connection
+            with db.read(served) as conn:
+                index = store.handles(custom, conn).vectors.get()
+                assert index is not None
+                index.search(query, 10)
+                assert conn.execute(text("SHOW hnsw.ef_search")).scalar() == "123"
+        assert not [s for s in statements if "SET LOCAL" in s]
+        with db.read(served) as conn:
+            store.handles(custom, conn).vectors.get().search(query, 500)  # type: ignore[union-attr]
+            assert conn.execute(text("SHOW hnsw.ef_search")).scalar() == "500"
+        with db.read(served) as conn:  # SET LOCAL: back to the connection's own value
+            assert conn.execute(text("SHOW hnsw.ef_search")).scalar() == "123"
+    finally:
+        served.dispose()
 
 
 def test_a_bad_search_backend_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -444,3 +464,31 @@ def test_scores_read_the_big_vector_only_when_they_must(settings: Settings, engi
             assert [i for i, _ in got] == [i for i, _ in expected], query
             assert [s for _, s in got] == pytest.approx([s for _, s in expected], abs=1e-5)
             assert rescored == pytest.approx(dict(expected), abs=1e-5), query
+
+
+@postgres
+def test_keyword_search_gives_the_planner_back_its_table_scans(
+    settings: Settings, engine: Engine
+) -> None:
+    """The keyword search turns table scans off for its GIN matches (search.pg._SeqScan), in
+    passing with its first statement, and puts the setting back before it returns: whether it
+    ranked, found only stop words, or corrected a typo."""
+    from paperfeed.search import pg
+
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS)
+    for query in ["graph networks", "the of and", "difusion models", "zzzzqqq"]:
+        with db.read(engine) as conn:
+            statements: list[str] = []
+            event.listen(conn, "before_cursor_execute", lambda *a: statements.append(a[2]))
+            pg.PgKeywordBackend(conn).search(parse_query(query), 100)
+            assert conn.execute(text("SHOW enable_seqscan")).scalar() == "on", query
+            offs = [s for s in statements if "set_config('enable_seqscan', 'off'" in s]
+            assert len(offs) <= 1 + ("difusion" in query), query
+    with db.read(engine) as conn:
+        statements = []
+        event.listen(conn, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        assert pg.PgKeywordBackend(conn).search(parse_query("graph networks"), 100).hits
+        # Off with the words' statistics, not a statement of its own; one more to put it back.
+        assert "set_config('enable_seqscan', 'off'" in statements[0]
+        assert sum("enable_seqscan" in s for s in statements) == 2

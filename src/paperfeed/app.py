@@ -46,7 +46,7 @@ class CachedStatic(StaticFiles):
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """Build the app; refuses an unmigrated database with the command that fixes it."""
-    engine = engine or db.make_engine(settings.database_url)
+    engine = engine or db.make_engine(settings.database_url, settings.database_session)
     db.check_migrated(engine)
     with db.read(engine) as conn:
         if ranking.active_weights(conn) != ranking.Weights.from_settings(settings):

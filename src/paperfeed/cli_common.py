@@ -26,7 +26,7 @@ def load_settings() -> Settings:
 
 def migrated_engine(settings: Settings, exit_code: int = 1) -> Engine:
     """The engine, or the "run paperfeed db upgrade" message and `exit_code`."""
-    engine = db.make_engine(settings.database_url)
+    engine = db.make_engine(settings.database_url, settings.database_session)
     try:
         db.check_migrated(engine)
     except db.NotMigratedError as exc:

@@ -139,6 +139,14 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def database_session(self) -> dict[str, str] | None:
+        """PostgreSQL settings every connection opens with (db.make_engine): the HNSW candidate
+        list then needs no SET LOCAL before each vector query."""
+        if not self.database_url.startswith("postgresql"):
+            return None
+        return {"hnsw.ef_search": str(self.search_hnsw_ef_search)}
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

@@ -28,8 +28,10 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+def make_engine(url: str, session: dict[str, str] | None = None) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout on every connection.
+    `session`: PostgreSQL settings for every connection, set once when it opens (a statement
+    per request saved) and listed in its `info["session"]` for code that checks them."""
     # JSON columns (authors, versions, ...) through orjson: several times faster than the json
     # module on every catalog write and read.
     kwargs: dict[str, Any] = {
@@ -75,7 +77,18 @@ def make_engine(url: str) -> Engine:
     kwargs["pool_pre_ping"] = True
     kwargs["pool_size"] = 10
     kwargs["max_overflow"] = 20
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if session:
+
+        @event.listens_for(engine, "connect")
+        def _session(dbapi_conn: Any, record: Any) -> None:
+            with dbapi_conn.cursor() as cur:
+                for name, value in session.items():
+                    cur.execute("SELECT set_config(%s, %s, false)", (name, value))
+            dbapi_conn.commit()
+            record.info["session"] = dict(session)
+
+    return engine
 
 
 def alembic_config(url: str) -> Config:

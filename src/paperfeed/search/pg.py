@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import Connection, Engine, text
 
 from paperfeed import db
 from paperfeed.search.embedder import SENTENCE_RECORD, best_sentence_cosines
@@ -186,11 +186,20 @@ class _SeqScan:
     few. On the small in-row rank_tsv its choice stands: for "any of eight common words" a
     scan finds 500 matches in a few ms, while the index first builds a 60,000-row bitmap
     (~25 ms). The previous value is put back, so the rest of the request plans as usual.
+    `early`: the first statement that can (the query words' statistics) turns it off in
+    passing, a round trip saved.
     """
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, early: bool = False) -> None:
         self.conn = conn
         self.prev: str | None = None
+        self.early = early
+
+    # SQL of a one-row CTE that turns the table scans off and gives the previous value.
+    OFF = (
+        "MATERIALIZED (SELECT current_setting('enable_seqscan') AS prev, "
+        "set_config('enable_seqscan', 'off', true))"
+    )
 
     def allow(self, allowed: bool) -> None:
         if not allowed and self.prev is None:
@@ -205,6 +214,11 @@ class _SeqScan:
                 text("SELECT set_config('enable_seqscan', :v, true)"), {"v": self.prev}
             )
             self.prev = None
+
+    def probed(self) -> None:
+        """After GIN probes: scans allowed again, unless the search needs them off next."""
+        if not self.early:
+            self.allow(True)
 
 
 class PgKeywordBackend:
@@ -276,17 +290,24 @@ class PgKeywordBackend:
             return [], 1
         rows: Sequence[Any] = [(1, None, None)] * len(words)  # live: count every word
         if not live:
+            off = seqscan.early and seqscan.prev is None
             rows = self.conn.execute(
                 text(
-                    "SELECT numnode(plainto_tsquery('english', w)), (SELECT max(l.ndoc) "
+                    (f"WITH s AS {_SeqScan.OFF} " if off else "")
+                    + "SELECT numnode(plainto_tsquery('english', w)), (SELECT max(l.ndoc) "
                     "FROM search_lexicon l WHERE l.word = ANY(tsvector_to_array("
-                    f"to_tsvector('english', w) || to_tsvector('simple', w)))), {PAPERS_ESTIMATE} "
-                    "FROM unnest(CAST(:ws AS text[])) WITH ORDINALITY AS t(w, i) ORDER BY i"
+                    f"to_tsvector('english', w) || to_tsvector('simple', w)))), {PAPERS_ESTIMATE}"
+                    + (", s.prev " if off else " ")
+                    + "FROM unnest(CAST(:ws AS text[])) WITH ORDINALITY AS t(w, i) "
+                    + ("CROSS JOIN s " if off else "")
+                    + "ORDER BY i"
                 ),
                 {"ws": words},
             ).all()
+            if off:
+                seqscan.prev = str(rows[0][3])
         dfs: list[int | None] = [
-            None if not nodes else -1 if df is None else int(df) for nodes, df, _ in rows
+            None if not nodes else -1 if df is None else int(df) for nodes, df, *_ in rows
         ]
         total = int(rows[0][2] or -1)  # the planner's estimate; -1: never analysed
         missing = [i for i, df in enumerate(dfs) if df == -1]
@@ -298,7 +319,7 @@ class PgKeywordBackend:
             )
             seqscan.allow(False)  # GIN probes: a scan "until enough" reads TOAST for every row
             row = self.conn.execute(text(f"SELECT {PAPERS_ESTIMATE}{counts}"), params).one()
-            seqscan.allow(True)
+            seqscan.probed()
             for i, n in zip(missing, row[1:], strict=True):
                 dfs[i] = int(n)
             total = int(row[0])
@@ -351,9 +372,10 @@ class PgKeywordBackend:
             return KeywordResult([(int(r[0]), 0.0) for r in rows], len(rows))
         # Not in a `finally`: after a failed statement the transaction is aborted (and its
         # SET LOCAL with it); restoring then would only hide the original error.
-        seqscan = _SeqScan(self.conn)
+        seqscan = _SeqScan(self.conn, early=True)
         ranking = self._ranking(q, seqscan)
         if not ranking.words:  # only stop words, or words no paper has
+            seqscan.allow(True)
             return KeywordResult([], 0)
         params.update(ranking.params)
         tokens = [t for w in words for t in TOKEN.findall(w)][:MAX_TOKENS]
@@ -443,7 +465,7 @@ class PgKeywordBackend:
                 {"vs": every},
             ).scalars()
         )
-        seqscan.allow(True)
+        seqscan.probed()
         out = {}
         for i, w in candidates.items():
             real = [v for v in variants[w] if v in known]
@@ -457,9 +479,11 @@ class PgKeywordBackend:
         where = _constraints(q, params)
         if len(where) == 1 or not paper_ids:  # only "not hidden": nothing to filter
             return set(paper_ids)
-        stmt = text(f"SELECT p.id FROM papers p WHERE p.id IN :ids AND {' AND '.join(where)}")
-        stmt = stmt.bindparams(bindparam("ids", expanding=True))
-        return {int(r[0]) for r in self.conn.execute(stmt, params)}
+        stmt = text(
+            f"SELECT p.id FROM papers p WHERE p.id = ANY(CAST(:ids AS bigint[])) "
+            f"AND {' AND '.join(where)}"
+        )
+        return set(self.conn.execute(stmt, params).scalars())
 
     def title_matches(self, value: str) -> list[int]:
         key = title_key(value)
@@ -492,7 +516,8 @@ class PgKeywordBackend:
 
 def vector_literal(vec: np.ndarray) -> str:
     """pgvector's text form; 7 significant digits keep cosines to ~1e-7."""
-    return "[" + ",".join(f"{x:.7g}" for x in np.asarray(vec, dtype=np.float32).ravel()) + "]"
+    values = np.asarray(vec, dtype=np.float32).ravel().tolist()  # floats format faster
+    return "[" + ",".join(f"{x:.7g}" for x in values) + "]"
 
 
 class PgVectorIndex:
@@ -501,6 +526,14 @@ class PgVectorIndex:
     def __init__(self, conn: Connection, ef_search: int = EF_SEARCH_DEFAULT) -> None:
         self.conn = conn
         self.ef_search = ef_search
+        self._last: tuple[bytes, str] = (b"", "")  # a search's query vector, as text
+
+    def _literal(self, query: np.ndarray) -> str:
+        """vector_literal, once per query vector (a search sends it twice or more)."""
+        key = np.asarray(query, dtype=np.float32).tobytes()
+        if self._last[0] != key:
+            self._last = (key, vector_literal(query))
+        return self._last[1]
 
     def __len__(self) -> int:
         return int(
@@ -515,13 +548,14 @@ class PgVectorIndex:
             return []
         # At least k candidates, or fewer than k come back. SET LOCAL: this transaction only.
         ef = min(HNSW_EF_SEARCH_MAX, max(int(self.ef_search), int(k)))
-        self.conn.execute(text(f"SET LOCAL hnsw.ef_search = {ef}"))
+        if self.conn.info.get("session", {}).get("hnsw.ef_search") != str(ef):
+            self.conn.execute(text(f"SET LOCAL hnsw.ef_search = {ef}"))
         rows = self.conn.execute(
             text(
                 "SELECT paper_id, -(vec <#> CAST(:q AS vector)) FROM embeddings "
                 "WHERE vec IS NOT NULL ORDER BY vec <#> CAST(:q AS vector) LIMIT :k"
             ),
-            {"q": vector_literal(query), "k": int(k)},
+            {"q": self._literal(query), "k": int(k)},
         ).all()
         return [(int(r[0]), float(r[1])) for r in rows]
 
@@ -532,11 +566,11 @@ class PgVectorIndex:
             return {}
         stmt = text(
             "SELECT paper_id, -(vec <#> CAST(:q AS vector)) FROM embeddings "
-            "WHERE paper_id IN :ids AND vec IS NOT NULL"
-        ).bindparams(bindparam("ids", expanding=True))
-        rows = self.conn.execute(
-            stmt, {"q": vector_literal(query), "ids": [int(i) for i in paper_ids]}
+            "WHERE paper_id = ANY(CAST(:ids AS bigint[])) AND vec IS NOT NULL"
         )
+        rows = self.conn.execute(
+            stmt, {"q": self._literal(query), "ids": [int(i) for i in paper_ids]}
+        ).all()
         return {int(r[0]): float(r[1]) for r in rows}
 
     def sentence_scores(self, query: np.ndarray, paper_ids: list[int]) -> dict[int, float]:
@@ -546,8 +580,8 @@ class PgVectorIndex:
             return {}
         stmt = text(
             "SELECT paper_id, sentences FROM embeddings "
-            "WHERE paper_id IN :ids AND length(sentences) > 0"
-        ).bindparams(bindparam("ids", expanding=True))
+            "WHERE paper_id = ANY(CAST(:ids AS bigint[])) AND length(sentences) > 0"
+        )
         rows = self.conn.execute(stmt, {"ids": [int(i) for i in paper_ids]}).all()
         if not rows:
             return {}
