@@ -394,6 +394,11 @@ def test_similar_papers_are_kept_for_every_process(settings: Settings, engine: E
         conn.execute(text("DELETE FROM similar_papers"))
     assert similar_ids(settings.model_copy(update={"similar_cache_s": 0})) == first
     assert kept() is None
+    # The HNSW candidate list of similar papers is its own setting (search's is larger).
+    own = settings.model_copy(update={"similar_cache_s": 0, "similar_hnsw_ef_search": 77})
+    with db.read(engine) as conn:
+        assert similar(conn, own, paper_id(conn, "2006.11239"), 3)
+        assert conn.execute(text("SHOW hnsw.ef_search")).scalar() == "77"
 
 
 @postgres

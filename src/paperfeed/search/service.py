@@ -520,6 +520,8 @@ def _neighbours(
         # Asked for at least n: it holds n, or all there were (a small catalog).
         if kept is not None and kept["asked"] >= n:
             return [(int(pid), float(s)) for pid, s in kept["found"][:n]]
+    if isinstance(index, PgVectorIndex):  # a shorter candidate list than search's
+        index = PgVectorIndex(index.conn, settings.similar_hnsw_ef_search)
     found = [(pid, s) for pid, s in index.search(vec, n + 1) if pid != paper_id][:n]
     if cached:
         from sqlalchemy.dialects.postgresql import insert
