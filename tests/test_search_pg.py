@@ -339,9 +339,13 @@ def lexicon_words(engine: Engine) -> list[tuple[str, int]]:
 def test_similar_papers_are_kept_for_every_process(settings: Settings, engine: Engine) -> None:
     """A paper page's similar papers on pgvector: computed once, then read from similar_papers
     (migration 0009) by any process, until the embedding changes or the entry ages out."""
+    from paperfeed.search import pg
+
     with db.transaction(engine) as conn:
         add_papers(conn, PAPERS)
-    index_pending(engine, settings)
+    # `paperfeed index` computes every visible paper's list (9: one of PAPERS is hidden).
+    assert index_pending(engine, settings).similar_stored == 9
+    assert index_pending(engine, settings).similar_stored == 0  # all current: nothing to do
 
     def similar_ids(s: Settings = settings) -> list[str]:
         with db.read(engine) as conn:
@@ -356,12 +360,18 @@ def test_similar_papers_are_kept_for_every_process(settings: Settings, engine: E
                 )
             ).scalar()
 
+    stored = kept()
+    # SIMILAR_KEPT neighbours asked for; the catalog has 9 others (the hidden one included:
+    # hidden papers drop out when a list is read) and a small catalog's short list is
+    # complete: it is served, not recomputed.
+    assert stored and stored["asked"] == pg.SIMILAR_KEPT and len(stored["found"]) == 9
     first = similar_ids()
     assert len(first) == 3 and "2006.11239" not in first
-    stored = kept()
-    # Asked for k + 10 (spares for hidden papers); the catalog has 9 others (and a small
-    # catalog's short list is complete: it is served, not recomputed).
-    assert stored and stored["asked"] == 13 and len(stored["found"]) == 9
+    with db.read(engine) as conn:  # the stored list's best visible papers, in its order
+        visible = conn.execute(text("SELECT id, arxiv_id FROM papers WHERE NOT hidden"))
+        by_id = {int(i): a for i, a in visible}
+    assert first == [by_id[int(pid)] for pid, _ in stored["found"] if int(pid) in by_id][:3]
+    assert kept() == stored  # read, not rewritten
     reversed_list = json.dumps({"asked": 13, "found": stored["found"][::-1]})
     # Served from the table: reversing the stored order reverses the page's.
     with db.transaction(engine) as conn:

@@ -340,7 +340,8 @@ def index_cmd(
             + ("current" if counted is None else f"recounted ({counted} words)")
             + "; "
             + embeddings
-            + f"vector index: {report.vectors} vectors ({report.vectors_synced} synced to pgvector)"
+            + f"vector index: {report.vectors} vectors ({report.vectors_synced} synced to "
+            + f"pgvector); similar papers: {report.similar_stored} computed"
         )
         return
     typer.echo(

@@ -73,6 +73,7 @@ class IndexReport:
     sentences: int = 0  # papers that only got sentence vectors (computed without them before)
     vectors_synced: int = 0  # PostgreSQL: embeddings copied into the pgvector column
     lexicon_words: int | None = None  # PostgreSQL: words recounted (None: already current)
+    similar_stored: int = 0  # PostgreSQL: papers whose similar papers were computed and kept
 
 
 def text_hash(text: str) -> str:
@@ -453,6 +454,12 @@ def _pg_index(
         vectors_in_db = pg.has_pgvector(conn)
     if vectors_in_db:
         _sync_pgvector(engine, settings, report, progress)
+        if settings.similar_cache_s > 0:
+            report.similar_stored = pg.precompute_similar(
+                engine,
+                settings.similar_hnsw_ef_search,
+                (lambda done, total: progress("similar papers", done, total)) if progress else None,
+            )
     else:  # no pgvector on the server: vector files in data_dir, as embedded
         _sync_vectors(engine, settings, report, progress)
 

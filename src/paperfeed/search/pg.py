@@ -619,6 +619,75 @@ def has_pgvector(conn: Connection) -> bool:
     return _PGVECTOR[url]
 
 
+# Similar papers computed by `paperfeed index` (precompute_similar): neighbours kept per paper.
+# search.similar asks for k + 10 (spares for hidden papers): 20 serves the API's default
+# k = 10 and the paper page's 5; a larger k is computed when asked, as before.
+SIMILAR_KEPT = 20
+SIMILAR_BATCH = 500  # papers per statement and commit
+
+
+def precompute_similar(
+    engine: Engine,
+    ef_search: int,
+    progress: Callable[[int, int], None] | None = None,
+    connections: int = 1,
+) -> int:
+    """Store the neighbours of every visible paper whose similar_papers row is missing, was
+    computed from another embedding (model, text hash) or holds fewer than SIMILAR_KEPT;
+    returns how many. A paper page then reads its list by primary key instead of running an
+    HNSW query (bench/load.py: a third of its requests are paper pages of a 300k catalog).
+    Lists older than PAPERFEED_SIMILAR_CACHE_S are still refreshed by the page view that finds
+    them; papers added later join existing lists then. Each batch commits on its own, so an
+    interrupted run resumes where it stopped; `connections` batches run at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with db.read(engine) as conn:
+        todo = [
+            int(r[0])
+            for r in conn.execute(
+                text(
+                    "SELECT e.paper_id FROM embeddings e JOIN papers p ON p.id = e.paper_id "
+                    "LEFT JOIN similar_papers s ON s.paper_id = e.paper_id "
+                    "WHERE e.vec IS NOT NULL AND NOT p.hidden AND (s.paper_id IS NULL "
+                    "OR s.model <> e.model OR s.text_hash <> e.text_hash "
+                    "OR CAST(s.neighbours ->> 'asked' AS integer) < :n) ORDER BY e.paper_id"
+                ),
+                {"n": SIMILAR_KEPT},
+            )
+        ]
+    sql = text(
+        "INSERT INTO similar_papers (paper_id, model, text_hash, neighbours, computed_at) "
+        "SELECT e.paper_id, e.model, e.text_hash, json_build_object('asked', :n, 'found', "
+        "coalesce((SELECT json_agg(json_build_array(x.paper_id, round(CAST(x.s AS numeric), 6)) "
+        "ORDER BY x.d) FROM (SELECT o.paper_id, -(o.vec <#> e.vec) AS s, o.vec <#> e.vec AS d "
+        "FROM embeddings o WHERE o.vec IS NOT NULL AND o.paper_id <> e.paper_id "
+        "ORDER BY o.vec <#> e.vec LIMIT :n) x), CAST('[]' AS json))), "
+        "now() AT TIME ZONE 'UTC' FROM embeddings e "
+        "WHERE e.paper_id = ANY(CAST(:ids AS bigint[])) AND e.vec IS NOT NULL "
+        "ON CONFLICT (paper_id) DO UPDATE SET model = excluded.model, "
+        "text_hash = excluded.text_hash, neighbours = excluded.neighbours, "
+        "computed_at = excluded.computed_at"
+    )
+    ef = min(HNSW_EF_SEARCH_MAX, max(int(ef_search), SIMILAR_KEPT + 1))
+
+    def batch(ids: list[int]) -> int:
+        with db.transaction(engine) as conn:
+            conn.execute(text(f"SET LOCAL hnsw.ef_search = {ef}"))
+            conn.execute(sql, {"ids": ids, "n": SIMILAR_KEPT})
+        return len(ids)
+
+    batches = [todo[i : i + SIMILAR_BATCH] for i in range(0, len(todo), SIMILAR_BATCH)]
+    done = 0
+    if progress:
+        progress(0, len(todo))
+    with ThreadPoolExecutor(max(1, connections)) as pool:
+        for n in pool.map(batch, batches):
+            done += n
+            if progress:
+                progress(done, len(todo))
+    return done
+
+
 def sync_vectors(
     engine: Engine, model_id: str, progress: Callable[[int, int], None] | None = None
 ) -> int:
