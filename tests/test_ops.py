@@ -161,3 +161,30 @@ def test_web_threads_bound_the_handlers_run_at_once(settings, engine):
         with TestClient(app) as c:
             assert c.get("/test-threads").json() == n
             assert c.get("/healthz").status_code == 200
+
+
+def test_a_serving_process_settles_before_its_first_request(
+    settings, engine, monkeypatch, tmp_path
+):
+    """app_from_env (what each uvicorn worker runs) loads every page template up front and
+    freezes what is loaded, so the garbage collector's full passes skip it (app.settle)."""
+    import gc
+
+    from paperfeed.app import app_from_env
+
+    url = settings.database_url
+    if settings.is_sqlite:  # a file: the in-memory database is the fixture engine's own
+        url = f"sqlite:///{tmp_path / 'serve.db'}"
+        db.upgrade(db.make_engine(url))
+    monkeypatch.setenv("PAPERFEED_DATABASE_URL", url)
+    monkeypatch.setenv("PAPERFEED_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("PAPERFEED_SECRET_KEY", "test-secret")
+    gc.unfreeze()
+    try:
+        app = app_from_env()
+        assert gc.get_freeze_count() > 10_000
+        loaded = {t.name for t in app.state.templates.env.cache.values() if t is not None}
+        assert {"listing.html", "paper.html", "search.html", "base.html"} <= loaded
+        assert not any(name.startswith("mail/") for name in loaded)
+    finally:
+        gc.unfreeze()
