@@ -630,7 +630,6 @@ def precompute_similar(
     engine: Engine,
     ef_search: int,
     progress: Callable[[int, int], None] | None = None,
-    connections: int = 1,
 ) -> int:
     """Store the neighbours of every visible paper whose similar_papers row is missing, was
     computed from another embedding (model, text hash) or holds fewer than SIMILAR_KEPT;
@@ -638,9 +637,7 @@ def precompute_similar(
     HNSW query (bench/load.py: a third of its requests are paper pages of a 300k catalog).
     Lists older than PAPERFEED_SIMILAR_CACHE_S are still refreshed by the page view that finds
     them; papers added later join existing lists then. Each batch commits on its own, so an
-    interrupted run resumes where it stopped; `connections` batches run at once."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    interrupted run resumes where it stopped."""
     with db.read(engine) as conn:
         todo = [
             int(r[0])
@@ -669,22 +666,17 @@ def precompute_similar(
         "computed_at = excluded.computed_at"
     )
     ef = min(HNSW_EF_SEARCH_MAX, max(int(ef_search), SIMILAR_KEPT + 1))
-
-    def batch(ids: list[int]) -> int:
-        with db.transaction(engine) as conn:
-            conn.execute(text(f"SET LOCAL hnsw.ef_search = {ef}"))
-            conn.execute(sql, {"ids": ids, "n": SIMILAR_KEPT})
-        return len(ids)
-
-    batches = [todo[i : i + SIMILAR_BATCH] for i in range(0, len(todo), SIMILAR_BATCH)]
     done = 0
     if progress:
         progress(0, len(todo))
-    with ThreadPoolExecutor(max(1, connections)) as pool:
-        for n in pool.map(batch, batches):
-            done += n
-            if progress:
-                progress(done, len(todo))
+    for start in range(0, len(todo), SIMILAR_BATCH):
+        ids = todo[start : start + SIMILAR_BATCH]
+        with db.transaction(engine) as conn:
+            conn.execute(text(f"SET LOCAL hnsw.ef_search = {ef}"))
+            conn.execute(sql, {"ids": ids, "n": SIMILAR_KEPT})
+        done += len(ids)
+        if progress:
+            progress(done, len(todo))
     return done
 
 
