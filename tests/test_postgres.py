@@ -99,3 +99,20 @@ def test_pgvector_column_has_hnsw_index_and_resets_on_reembedding(engine) -> Non
         assert conn.execute(text("SELECT vec IS NOT NULL FROM embeddings")).scalar()
         conn.execute(text("UPDATE embeddings SET vector = :b"), {"b": b"\x01" * 1536})
         assert conn.execute(text("SELECT vec IS NULL FROM embeddings")).scalar()
+
+
+def test_full_text_indexes_keep_short_pending_lists(engine) -> None:
+    """Migration 0012: votes' row versions reach keyword search through these lists."""
+    with db.read(engine) as conn:
+        options = dict(
+            conn.execute(
+                text(
+                    "SELECT relname, reloptions FROM pg_class "
+                    "WHERE relname IN ('ix_papers_search_tsv', 'ix_papers_rank_tsv')"
+                )
+            ).all()
+        )
+    assert options == {
+        "ix_papers_search_tsv": ["gin_pending_list_limit=128"],
+        "ix_papers_rank_tsv": ["gin_pending_list_limit=128"],
+    }

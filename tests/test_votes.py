@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from sqlalchemy import select
+
 from conftest import csrf
 from paperfeed import db, papers
 
@@ -115,3 +118,48 @@ def test_votes_and_comments_refresh_stored_hotness(user_client, paper, engine):
     assert commented > voted
     c.delete("/api/papers/2405.00001/upvote", headers=h)
     assert hotness() < commented
+
+
+def test_a_vote_writes_its_paper_row_once(make_user, paper, engine):
+    """Count and hotness move in one UPDATE: on PostgreSQL each row version feeds the GIN
+    pending lists that every keyword search reads (migration 0012, bench/vote_churn.py)."""
+    from sqlalchemy import text
+
+    from paperfeed import accounts, ranking, votes
+
+    make_user("once")
+    # A trigger logs every write of a papers row.
+    setup = [
+        "CREATE TABLE paper_updates (id INTEGER)",
+        "CREATE TRIGGER count_paper_updates AFTER UPDATE ON papers FOR EACH ROW "
+        "BEGIN INSERT INTO paper_updates VALUES (NEW.id); END",
+    ]
+    if engine.dialect.name == "postgresql":
+        setup[1:] = [
+            "CREATE FUNCTION count_paper_update() RETURNS trigger AS $$ BEGIN "
+            "INSERT INTO paper_updates VALUES (NEW.id); RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER count_paper_updates AFTER UPDATE ON papers FOR EACH ROW "
+            "EXECUTE FUNCTION count_paper_update()",
+        ]
+    with db.transaction(engine) as conn:
+        for sql in setup:
+            conn.exec_driver_sql(sql)
+        user_id = accounts.by_login(conn, "once").id
+        paper_id = papers.get_paper(conn, "2405.00001").id
+    for want, expected in (
+        (True, (True, 4)),
+        (True, (True, 4)),
+        (False, (False, 3)),
+        (None, (True, 4)),
+    ):
+        with db.transaction(engine) as conn:
+            assert votes.set_vote(conn, user_id, paper_id, want) == expected
+    with db.read(engine) as conn:
+        # Three of the four calls changed the count (the repeated vote did not): three writes.
+        assert conn.execute(text("SELECT count(*) FROM paper_updates")).scalar() == 3
+        row = conn.execute(
+            select(*ranking.HOTNESS_COLS).where(ranking.papers_t.c.id == paper_id)
+        ).one()
+        weights = ranking.active_weights(conn)
+    assert row.upvotes == 4
+    assert row.hotness == pytest.approx(ranking.breakdown_for(row, weights).hotness, abs=1e-9)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, select, update
@@ -20,18 +21,27 @@ def refresh_hotness(conn: Connection, paper_id: int) -> None:
     ranking.refresh_hotness(conn, [paper_id])
 
 
-def _count(conn: Connection, paper_id: int, delta: int) -> Row[Any]:
-    """Move the paper's upvote count; returns what its hotness is computed from (one trip)."""
-    return conn.execute(
-        update(papers_t)
-        .where(papers_t.c.id == paper_id)
-        .values(upvotes=papers_t.c.upvotes + delta)
-        .returning(*ranking.HOTNESS_COLS)
+def _count(conn: Connection, paper_id: int, delta: int) -> int:
+    """Move the paper's upvote count and its hotness in one UPDATE; returns the count.
+
+    One row version per vote, not two (count, then hotness): on PostgreSQL each version of a
+    papers row adds its whole search vectors to the GIN indexes' pending lists, which every
+    keyword search scans (bench/vote_churn.py). The row is locked first, so concurrent votes
+    on one paper queue instead of losing a count."""
+    row = conn.execute(
+        select(*ranking.HOTNESS_COLS).where(papers_t.c.id == paper_id).with_for_update()
     ).one()
+    count = int(row.upvotes or 0) + delta
+    after = {**row._asdict(), "upvotes": count}
+    hotness = ranking.breakdown_for(SimpleNamespace(**after), ranking.active_weights(conn)).hotness
+    conn.execute(
+        update(papers_t).where(papers_t.c.id == paper_id).values(upvotes=count, hotness=hotness)
+    )
+    return count
 
 
-def _add(conn: Connection, user_id: int, paper_id: int) -> Row[Any] | None:
-    """The paper's row after a new vote; None if the user had already voted."""
+def _add(conn: Connection, user_id: int, paper_id: int) -> int | None:
+    """The paper's upvotes after a new vote; None if the user had already voted."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(votes_t).values(user_id=user_id, paper_id=paper_id, created_at=utcnow())
     # The primary key (user_id, paper_id) decides: a duplicate inserts nothing and counts nothing.
@@ -42,8 +52,8 @@ def _add(conn: Connection, user_id: int, paper_id: int) -> Row[Any] | None:
     return _count(conn, paper_id, 1) if inserted else None
 
 
-def _remove(conn: Connection, user_id: int, paper_id: int) -> Row[Any] | None:
-    """The paper's row after withdrawing a vote; None if there was none."""
+def _remove(conn: Connection, user_id: int, paper_id: int) -> int | None:
+    """The paper's upvotes after withdrawing a vote; None if there was none."""
     deleted = (
         conn.execute(
             delete(votes_t).where(votes_t.c.user_id == user_id, votes_t.c.paper_id == paper_id)
@@ -56,20 +66,19 @@ def _remove(conn: Connection, user_id: int, paper_id: int) -> Row[Any] | None:
 def set_vote(conn: Connection, user_id: int, paper_id: int, want: bool | None) -> tuple[bool, int]:
     """Vote (True), unvote (False) or toggle (None); returns (voted now, paper's upvotes)."""
     if want is None:
-        row = _remove(conn, user_id, paper_id)
-        voted = row is None
+        count = _remove(conn, user_id, paper_id)
+        voted = count is None
         if voted:
-            row = _add(conn, user_id, paper_id)
+            count = _add(conn, user_id, paper_id)
     else:
         voted = want
-        row = _add(conn, user_id, paper_id) if want else _remove(conn, user_id, paper_id)
-    if row is None:  # nothing changed
+        count = _add(conn, user_id, paper_id) if want else _remove(conn, user_id, paper_id)
+    if count is None:  # nothing changed
         count = conn.execute(
             select(papers_t.c.upvotes).where(papers_t.c.id == paper_id)
         ).scalar_one()
-        return voted, int(count)
-    ranking.store_hotness(conn, [row])  # the vote and its effect on ranking commit together
-    return voted, int(row.upvotes)
+    # The vote and its effect on ranking (hotness, written by _count) commit together.
+    return voted, int(count)
 
 
 def voted_ids(conn: Connection, user_id: int, paper_ids: Iterable[int]) -> set[int]:
