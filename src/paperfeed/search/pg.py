@@ -422,7 +422,7 @@ class PgKeywordBackend:
         the semantic side's candidates that the keyword top-k did not reach."""
         if not paper_ids or not (q.terms or q.phrases):
             return {}
-        params: dict[str, Any] = {"ids": [int(i) for i in paper_ids]}
+        params: dict[str, Any] = {"ids": id_array(paper_ids)}
         cond = " AND ".join(_constraints(q, params))
         ranking = self._ranking(q, _SeqScan(self.conn))
         if not ranking.words:
@@ -475,7 +475,7 @@ class PgKeywordBackend:
 
     def filter_ids(self, q: ParsedQuery, paper_ids: Sequence[int]) -> set[int]:
         """Those of paper_ids that satisfy the query's phrases, exclusions and filters."""
-        params: dict[str, Any] = {"ids": [int(i) for i in paper_ids]}
+        params: dict[str, Any] = {"ids": id_array(paper_ids)}
         where = _constraints(q, params)
         if len(where) == 1 or not paper_ids:  # only "not hidden": nothing to filter
             return set(paper_ids)
@@ -512,6 +512,12 @@ class PgKeywordBackend:
 
     def clear(self) -> None:
         return None
+
+
+def id_array(paper_ids: Iterable[int]) -> str:
+    """A bigint[] literal for CAST(:ids AS bigint[]): one string is dumped in C, where
+    psycopg dumps a list element by element in Python (~0.1 ms per 200 ids, 4 lists a search)."""
+    return "{" + ",".join(map(str, map(int, paper_ids))) + "}"
 
 
 def vector_literal(vec: np.ndarray) -> str:
@@ -569,7 +575,7 @@ class PgVectorIndex:
             "WHERE paper_id = ANY(CAST(:ids AS bigint[])) AND vec IS NOT NULL"
         )
         rows = self.conn.execute(
-            stmt, {"q": self._literal(query), "ids": [int(i) for i in paper_ids]}
+            stmt, {"q": self._literal(query), "ids": id_array(paper_ids)}
         ).all()
         return {int(r[0]): float(r[1]) for r in rows}
 
@@ -582,7 +588,7 @@ class PgVectorIndex:
             "SELECT paper_id, sentences FROM embeddings "
             "WHERE paper_id = ANY(CAST(:ids AS bigint[])) AND length(sentences) > 0"
         )
-        rows = self.conn.execute(stmt, {"ids": [int(i) for i in paper_ids]}).all()
+        rows = self.conn.execute(stmt, {"ids": id_array(paper_ids)}).all()
         if not rows:
             return {}
         counts = np.array([len(r[1]) // SENTENCE_RECORD.itemsize for r in rows])
