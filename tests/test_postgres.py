@@ -116,3 +116,50 @@ def test_full_text_indexes_keep_short_pending_lists(engine) -> None:
         "ix_papers_search_tsv": ["gin_pending_list_limit=128"],
         "ix_papers_rank_tsv": ["gin_pending_list_limit=128"],
     }
+
+
+def test_pgvector_column_stays_in_the_row(engine) -> None:
+    """Migration 0013: the HNSW hits' distances are computed from `vec` without a TOAST fetch;
+    the float32 copy and the sentence vectors are what leave the row."""
+    with db.read(engine) as conn:
+        storage = dict(
+            conn.execute(
+                text(
+                    "SELECT attname, attstorage FROM pg_attribute WHERE attrelid = "
+                    "CAST('embeddings' AS regclass) AND attname IN ('vec', 'vector', 'sentences')"
+                )
+            ).all()
+        )
+    assert storage == {"vec": "m", "vector": "e", "sentences": "x"}
+
+
+def test_indexed_vectors_are_read_without_toast(engine, settings) -> None:
+    """What migration 0013 is for, on rows `paperfeed index` writes: reading every `vec` touches
+    only the table's pages, while reading the float32 copy fetches each row's from TOAST."""
+    import json
+
+    from paperfeed.search import index_pending
+    from search_catalog import PAPERS, add_papers
+
+    with db.transaction(engine) as conn:
+        add_papers(conn, PAPERS)
+    index_pending(engine, settings)
+
+    def pages_read(column: str) -> int:
+        with db.read(engine) as conn:
+            conn.execute(text("SET LOCAL enable_indexscan = off"))
+            plan = conn.execute(
+                text(
+                    f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT sum(length({column}::text)) "
+                    "FROM embeddings"
+                )
+            ).scalar_one()
+        plan = plan if isinstance(plan, list) else json.loads(plan)
+        top = plan[0]["Plan"]
+        return int(top["Shared Hit Blocks"]) + int(top["Shared Read Blocks"])
+
+    with db.read(engine) as conn:
+        rows = conn.execute(text("SELECT count(*) FROM embeddings WHERE vec IS NOT NULL")).scalar()
+    assert rows == len(PAPERS)
+    assert pages_read("vec") < rows  # a few table pages
+    assert pages_read("vector") >= 2 * rows  # + a TOAST index and data page per row
