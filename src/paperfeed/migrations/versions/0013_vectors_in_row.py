@@ -8,7 +8,7 @@ compute its distance: at 300k papers, 100 hits cost 3.9 ms instead of 2.2. Stora
 `vec` in the row; EXTERNAL moves `vector` (read once per paper page) out first.
 
 Rows written before this migration keep their layout until they are written again; `VACUUM
-FULL embeddings` rewrites them all at once (README "Upgrading").
+FULL embeddings` rewrites them all at once (README, "Search on PostgreSQL").
 
 Revision ID: 0013_vectors_in_row
 Revises: 0012_gin_pending_lists
