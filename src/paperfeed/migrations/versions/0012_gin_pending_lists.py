@@ -3,9 +3,9 @@
 Every new version of a papers row (an upvote's, a comment count's, an ingest's) adds all of
 its search vectors' words to the pending lists of ix_papers_search_tsv and ix_papers_rank_tsv
 (GIN's fastupdate), and every keyword search reads those lists from start to end. At the
-default 4 MB limit, a minute of votes at the load test's rate (10 a second) made a keyword
-search 11.5 -> 15.7 ms, and the vote that found the list full merged all of it into the
-index at once. At 128 kB the list is merged every few dozen row versions, a few ms each
+default 4 MB limit, 3,600 votes at 300k papers (six minutes at the load test's rate) made a
+keyword search 11.0 -> 13.1 ms, and the vote that found a list full took ~200 ms to merge it
+into the index. At 128 kB searches stayed at ~10 ms and the slowest vote took ~50 ms
 (bench/vote_churn.py measures both sides). A per-index storage parameter: no rewrite.
 
 Revision ID: 0012_gin_pending_lists
