@@ -219,7 +219,7 @@ def explain(engine: object, raw: str) -> None:
     plans: list[str] = []
 
     def before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith("SELECT"):
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
             plans.append(statement + "\n" + "\n".join(r[0] for r in cursor.fetchall()))
 

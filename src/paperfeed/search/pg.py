@@ -183,11 +183,10 @@ class _SeqScan:
     On search_tsv the planner must use the GIN index: it prices a tsvector match at a few CPU
     operators, but there each test reads and decompresses a TOAST value (~10 µs), so a scan
     that tests 7,000 rows to find 500 matches costs ~70 ms where the index gives them in a
-    few. On the small in-row rank_tsv its choice stands: for "any of eight common words" a
-    scan finds 500 matches in a few ms, while the index first builds a 60,000-row bitmap
-    (~25 ms). The previous value is put back, so the rest of the request plans as usual.
-    `early`: the first statement that can (the query words' statistics) turns it off in
-    passing, a round trip saved.
+    few. The candidate sources all run with it off (the title source on rank_tsv too: its
+    matches are few). The previous value is put back, so the rest of the request plans as
+    usual. `early`: the first statement that can (the query words' statistics) turns it off
+    in passing, and the sources' statement puts it back: no round trip of its own.
     """
 
     def __init__(self, conn: Connection, early: bool = False) -> None:
@@ -353,6 +352,53 @@ class PgKeywordBackend:
         rows = self.conn.execute(text(sql), params)
         return [(int(r[0]), float(r[1])) for r in rows if r[1] > 0]
 
+    def _from_sources(
+        self,
+        ranking: _Ranking,
+        sources: list[tuple[str, int, Body]],
+        cond: str,
+        params: dict[str, Any],
+        limit: int,
+        seqscan: _SeqScan,
+    ) -> list[tuple[int, float]]:
+        """The `limit` best papers of the candidate sources, in one statement (under load each
+        round trip waits for a core; a search made one per source, and one more to put the
+        table scans back). Each source is _best's query on the papers the earlier ones did not
+        give, and runs only while they gave fewer than `limit` (a one-time filter: a source
+        that is not needed is never scanned; OFFSET 0 keeps each score computed once). The
+        statement also puts `enable_seqscan` back: it was planned with scans off, before any
+        of it runs."""
+        ctes: list[str] = []
+        for i, (match, each, body) in enumerate(sources):
+            tsv = "p.search_tsv || CAST('' AS tsvector)" if body == "read" else "p.search_tsv"
+            earlier = " UNION ALL ".join(f"SELECT id FROM s{j}" for j in range(i))
+            gate = f" AND (SELECT count(*) FROM ({earlier}) e) < {int(limit)}" if i else ""
+            new = f" AND c.id NOT IN ({earlier})" if i else ""
+            ctes.append(
+                f"s{i} AS MATERIALIZED (SELECT c.id, c.s FROM (SELECT c.id, "
+                f"{ranking.score(body == 'every')} AS s FROM (SELECT p.id, p.rank_tsv AS r, "
+                f"ts_filter(p.rank_tsv, '{{a}}') AS ttl, {tsv} AS tsv FROM papers p "
+                f"WHERE {match} AND {cond}{gate} LIMIT {int(each)}) c OFFSET 0) c "
+                f"WHERE c.s > 0{new} "
+                f"ORDER BY c.s DESC, c.id DESC LIMIT {int(limit)})"
+            )
+        found = " UNION ALL ".join(f"SELECT id, s FROM s{i}" for i in range(len(sources)))
+        restore = seqscan.prev is not None
+        if restore:  # the preserved side of a LEFT JOIN: runs even when nothing matched
+            ctes.append("r AS MATERIALIZED (SELECT set_config('enable_seqscan', :prev, true))")
+            params = {**params, "prev": seqscan.prev}
+            found = f"SELECT x.id, x.s FROM r LEFT JOIN ({found}) x ON TRUE"
+        rows = self.conn.execute(
+            text(
+                f"WITH {', '.join(ctes)} SELECT id, s FROM ({found}) f "
+                f"ORDER BY s DESC NULLS LAST, id DESC LIMIT {int(limit)}"
+            ),
+            params,
+        ).all()
+        if restore:
+            seqscan.prev = None
+        return [(int(r[0]), float(r[1])) for r in rows if r[0] is not None]
+
     def search(self, q: ParsedQuery, limit: int) -> KeywordResult:
         """The `limit` best papers of the candidate sources (see the class)."""
         words = [*q.terms, *q.phrases]
@@ -404,16 +450,7 @@ class PgKeywordBackend:
                 budget += w.df
             sources.append((f"p.search_tsv @@ ({' || '.join(rare)})", RARE_BUDGET, "read"))
         seqscan.allow(False)  # the sources are GIN matches (see _SeqScan)
-        hits: list[tuple[int, float]] = []
-        for match, each, body in sources:
-            if len(hits) >= limit:
-                break
-            seen = {pid for pid, _ in hits}
-            more = self._best(ranking, f"{match} AND {cond}", params, limit + len(seen), each, body)
-            hits = sorted(
-                [*hits, *(h for h in more if h[0] not in seen)], key=lambda h: (-h[1], -h[0])
-            )[:limit]
-        seqscan.allow(True)
+        hits = self._from_sources(ranking, sources, cond, params, limit, seqscan)
         # As the tantivy side: `limit` hits mean "at least that many" (counting is not free).
         return KeywordResult(hits, len(hits))
 
