@@ -106,7 +106,21 @@ class _Ranking:
         return "(" + (" + ".join(terms) or "float8 '0'") + ")"
 
 
-Body = Literal["read", "lazy", "every"]  # PgKeywordBackend._best
+Body = Literal["read", "lazy", "every"]  # _scored
+
+
+def _scored(ranking: _Ranking, match: str, each: int, body: Body) -> str:
+    """SQL: up to `each` papers that `match` selects (GIN: any of them, in no order), as
+    (c.id, s = their score). `body`: how a word missing from a paper's rank_tsv is looked up
+    in its search_tsv (TOAST: fetched and decompressed, ~10 us): "read" once per paper,
+    "lazy" only for a paper that needs it (once per such word), "every" never (the match
+    guarantees every word)."""
+    tsv = "p.search_tsv || CAST('' AS tsvector)" if body == "read" else "p.search_tsv"
+    return (
+        f"SELECT c.id, {ranking.score(body == 'every')} AS s FROM (SELECT p.id, "
+        f"p.rank_tsv AS r, ts_filter(p.rank_tsv, '{{a}}') AS ttl, {tsv} AS tsv "
+        f"FROM papers p WHERE {match} LIMIT {int(each)}) c"
+    )
 
 
 class IndexLockedError(RuntimeError):
@@ -337,18 +351,8 @@ class PgKeywordBackend:
         each: int,
         body: Body,
     ) -> list[tuple[int, float]]:
-        """The n best of up to `each` papers that `match` selects (GIN: any of them, in no
-        order), scored in the same pass; those that score 0 (no word) are left out. `body`:
-        how a word missing from a paper's rank_tsv is looked up in its search_tsv (TOAST:
-        fetched and decompressed, ~10 us): "read" once per paper, "lazy" only for a paper
-        that needs it (once per such word), "every" never (the match guarantees every word)."""
-        tsv = "p.search_tsv || CAST('' AS tsvector)" if body == "read" else "p.search_tsv"
-        sql = (
-            f"SELECT c.id, {ranking.score(body == 'every')} AS s FROM ("
-            f"SELECT p.id, p.rank_tsv AS r, ts_filter(p.rank_tsv, '{{a}}') AS ttl, {tsv} AS tsv "
-            f"FROM papers p WHERE {match} LIMIT {int(each)}) c "
-            f"ORDER BY s DESC, c.id DESC LIMIT {int(n)}"
-        )
+        """The n best of _scored's papers; those that score 0 (no word) are left out."""
+        sql = f"{_scored(ranking, match, each, body)} ORDER BY s DESC, c.id DESC LIMIT {int(n)}"
         rows = self.conn.execute(text(sql), params)
         return [(int(r[0]), float(r[1])) for r in rows if r[1] > 0]
 
@@ -370,17 +374,13 @@ class PgKeywordBackend:
         of it runs."""
         ctes: list[str] = []
         for i, (match, each, body) in enumerate(sources):
-            tsv = "p.search_tsv || CAST('' AS tsvector)" if body == "read" else "p.search_tsv"
             earlier = " UNION ALL ".join(f"SELECT id FROM s{j}" for j in range(i))
             gate = f" AND (SELECT count(*) FROM ({earlier}) e) < {int(limit)}" if i else ""
             new = f" AND c.id NOT IN ({earlier})" if i else ""
+            scored = _scored(ranking, f"{match} AND {cond}{gate}", each, body)
             ctes.append(
-                f"s{i} AS MATERIALIZED (SELECT c.id, c.s FROM (SELECT c.id, "
-                f"{ranking.score(body == 'every')} AS s FROM (SELECT p.id, p.rank_tsv AS r, "
-                f"ts_filter(p.rank_tsv, '{{a}}') AS ttl, {tsv} AS tsv FROM papers p "
-                f"WHERE {match} AND {cond}{gate} LIMIT {int(each)}) c OFFSET 0) c "
-                f"WHERE c.s > 0{new} "
-                f"ORDER BY c.s DESC, c.id DESC LIMIT {int(limit)})"
+                f"s{i} AS MATERIALIZED (SELECT c.id, c.s FROM ({scored} OFFSET 0) c "
+                f"WHERE c.s > 0{new} ORDER BY c.s DESC, c.id DESC LIMIT {int(limit)})"
             )
         found = " UNION ALL ".join(f"SELECT id, s FROM s{i}" for i in range(len(sources)))
         restore = seqscan.prev is not None
