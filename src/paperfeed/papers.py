@@ -230,7 +230,7 @@ def prepare_new(
     for rec in records:
         row = _new_row(rec)
         row.update(hidden=False, created_at=None)  # undated: anchored at the epoch for now
-        row["hotness"] = _hotness(row, weights)
+        row["hotness"] = ranking.hotness_of(row, weights)
         values = _bound(dialect, [row[c] for c in NEW_COLS[:-_STAMPS]])
         categories = list(dict.fromkeys(row["categories"]))
         undated = row["featured_date"] is None and row["published"] is None
@@ -265,18 +265,6 @@ def _write_side_tables(
     cat_rows = [(pid, c) for pid, _, cats in rows for c in cats]
     _insert_rows(conn, "paper_authors", ("paper_id", "position", "name", "name_key"), author_rows)
     _insert_rows(conn, "paper_categories", ("paper_id", "category"), cat_rows)
-
-
-def _hotness(row: dict[str, Any], weights: ranking.Weights) -> float:
-    """ranking.breakdown_for of a row dict (without wrapping it in an object)."""
-    return ranking.breakdown(
-        upvotes=row["upvotes"] or 0,
-        num_comments=row["num_comments"] or 0,
-        code_stars=row["code_stars"],
-        stars_growth=ranking.stars_per_day(row["extra"]),
-        anchor=ranking.anchor_of(row["featured_date"], row["published"], row.get("created_at")),
-        weights=weights,
-    ).hotness
 
 
 _SET = (*TRACKED, "source", "hotness", "modified_at")
@@ -337,12 +325,12 @@ def upsert_records(
         before = originals.get(arxiv_id)
         if before is None:
             row.update(created_at=now, modified_at=now, hidden=False)
-            row["hotness"] = _hotness(row, weights)
+            row["hotness"] = ranking.hotness_of(row, weights)
             inserts.append(row)
             stats.new += 1
         elif any(row[k] != before[k] for k in TRACKED):
             row.update(modified_at=now)
-            row["hotness"] = _hotness(row, weights)
+            row["hotness"] = ranking.hotness_of(row, weights)
             updates.append(row)
             stats.updated += 1
         else:

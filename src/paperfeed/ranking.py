@@ -192,6 +192,19 @@ def breakdown_for(paper: Any, weights: Weights) -> Breakdown:
     )
 
 
+def hotness_of(row: Mapping[str, Any], weights: Weights) -> float:
+    """breakdown_for(...).hotness of a row as a mapping (a dict, a Row's _mapping): no object
+    wrapped around it on the write paths (ingest batches, votes)."""
+    return breakdown(
+        upvotes=row["upvotes"] or 0,
+        num_comments=row["num_comments"] or 0,
+        code_stars=row["code_stars"],
+        stars_growth=stars_per_day(row["extra"]),
+        anchor=anchor_of(row["featured_date"], row["published"], row.get("created_at")),
+        weights=weights,
+    ).hotness
+
+
 # ---- Stored hotness ------------------------------------------------------------------------
 
 

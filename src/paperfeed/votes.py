@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, select, update
@@ -32,8 +31,8 @@ def _count(conn: Connection, paper_id: int, delta: int) -> int:
         select(*ranking.HOTNESS_COLS).where(papers_t.c.id == paper_id).with_for_update()
     ).one()
     count = int(row.upvotes or 0) + delta
-    after = {**row._asdict(), "upvotes": count}
-    hotness = ranking.breakdown_for(SimpleNamespace(**after), ranking.active_weights(conn)).hotness
+    after = {**row._mapping, "upvotes": count}
+    hotness = ranking.hotness_of(after, ranking.active_weights(conn))
     conn.execute(
         update(papers_t).where(papers_t.c.id == paper_id).values(upvotes=count, hotness=hotness)
     )
